@@ -53,7 +53,7 @@ class MemoryExport : public BlockExport {
     if (off > v_->bytes.size() || len > v_->bytes.size() - off) return out_of_range("past the end of " + v_->name);
     return Status::ok();
   }
-  Status read_only_error() const { return read_only(v_->name + " is read-only"); }
+  Status read_only_error() const { return ::arbor::read_only(v_->name + " is read-only"); }
   std::shared_ptr<MemoryCatalog::Volume> v_;
 };
 }  // namespace

@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "log/segment_backend.h"
+#include "io/segment_backend.h"
 #include "util/status.h"
 
 namespace arbor {
@@ -118,8 +118,9 @@ class Store {
   // Reports a structural check (refcounts match the trees, checksums valid). Slow: tests and fsck.
   Status verify();
 
+  struct Impl;  // store_impl.h; named here so the engine's own files can reach it
+
  private:
-  struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

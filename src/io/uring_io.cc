@@ -1,0 +1,98 @@
+#include "io/uring_io.h"
+
+#include <liburing.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace arbor::io {
+namespace {
+
+// The calling thread's ring, created on first use and torn down at thread exit.
+class ThreadRing {
+ public:
+  ThreadRing() { init_status_ = io_uring_queue_init(8, &ring_, 0); }
+  ~ThreadRing() {
+    if (init_status_ == 0) io_uring_queue_exit(&ring_);
+  }
+  bool ok() const { return init_status_ == 0; }
+  io_uring* get() { return &ring_; }
+
+ private:
+  io_uring ring_{};
+  int init_status_ = -1;
+};
+
+ThreadRing& thread_ring() {
+  thread_local ThreadRing ring;
+  return ring;
+}
+
+// Submits one prepared SQE and waits for its completion. Returns res (bytes or -errno).
+template <typename Prep>
+int run_one(Prep prep) {
+  ThreadRing& r = thread_ring();
+  if (!r.ok()) return -ENOSYS;
+  io_uring_sqe* sqe = io_uring_get_sqe(r.get());
+  if (sqe == nullptr) return -EBUSY;
+  prep(sqe);
+  int rc = io_uring_submit_and_wait(r.get(), 1);
+  if (rc < 0) return rc;
+  io_uring_cqe* cqe = nullptr;
+  rc = io_uring_wait_cqe(r.get(), &cqe);
+  if (rc < 0) return rc;
+  int res = cqe->res;
+  io_uring_cqe_seen(r.get(), cqe);
+  return res;
+}
+
+}  // namespace
+
+Status pread_full(int fd, uint64_t offset, std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    int res = run_one([&](io_uring_sqe* sqe) {
+      io_uring_prep_read(sqe, fd, out.data() + done, unsigned(out.size() - done), offset + done);
+    });
+    if (res == -ENOSYS) {  // no io_uring (old kernel, seccomp): plain syscalls
+      ssize_t n = ::pread(fd, out.data() + done, out.size() - done, off_t(offset + done));
+      res = n < 0 ? -errno : int(n);
+    }
+    if (res == -EINTR || res == -EAGAIN) continue;
+    if (res < 0) return errno_status(-res, "read");
+    if (res == 0) {  // past the end of the file: never-written bytes read as zeros
+      std::fill(out.begin() + done, out.end(), 0);
+      return Status::ok();
+    }
+    done += size_t(res);
+  }
+  return Status::ok();
+}
+
+Status pwrite_full(int fd, uint64_t offset, std::span<const uint8_t> data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    int res = run_one([&](io_uring_sqe* sqe) {
+      io_uring_prep_write(sqe, fd, data.data() + done, unsigned(data.size() - done), offset + done);
+    });
+    if (res == -ENOSYS) {
+      ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, off_t(offset + done));
+      res = n < 0 ? -errno : int(n);
+    }
+    if (res == -EINTR || res == -EAGAIN) continue;
+    if (res < 0) return errno_status(-res, "write");
+    if (res == 0) return io_error("write: device accepted no bytes");
+    done += size_t(res);
+  }
+  return Status::ok();
+}
+
+Status fdatasync_fd(int fd) {
+  int res = run_one([&](io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); });
+  if (res == -ENOSYS) res = ::fdatasync(fd) < 0 ? -errno : 0;
+  if (res < 0) return errno_status(-res, "fdatasync");
+  return Status::ok();
+}
+
+}  // namespace arbor::io

@@ -1,0 +1,19 @@
+// Blocking positional I/O through io_uring, one small ring per thread (rings are never shared, so
+// no locks). Used by the file backend for every segment read and write and for fsync.
+//
+// Why blocking: the engine's callers (protocol event loops, workers) hand it one request at a time;
+// the ring turns each into one io_uring_enter. Short transfers are resubmitted until complete.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "util/status.h"
+
+namespace arbor::io {
+
+Status pread_full(int fd, uint64_t offset_bytes, std::span<uint8_t> out);
+Status pwrite_full(int fd, uint64_t offset_bytes, std::span<const uint8_t> data);
+Status fdatasync_fd(int fd);
+
+}  // namespace arbor::io

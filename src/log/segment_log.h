@@ -1,0 +1,106 @@
+// SegmentLog: appends records to the open segment, rolls over to a new segment when a record does
+// not fit, and knows every segment of the log (id, how many blocks are written, sequence range).
+//
+//   segment 7 (sealed)             segment 9 (open)
+//   [hdr|d|d|d][hdr|n|n][hdr|d] .. [hdr|d|d|d|d][ open WRITE record being filled ]  <- tail
+//
+// WRITE records are group-committed: add_data_block() puts a block into the open WRITE record in
+// memory (its address is already fixed), and the record is written when it is full, when any
+// other record is appended, or on commit_open_record() (flush). Until then read_blocks() serves the
+// block from memory, so a completed write is always visible to reads.
+//
+// Threading: not thread-safe; the Store serializes callers (writes under its exclusive lock,
+// read_blocks under its shared lock, which excludes every mutation here).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <vector>
+
+#include "io/segment_backend.h"
+#include "log/record_format.h"
+#include "util/units.h"
+
+namespace arbor {
+
+inline constexpr uint32_t kSegmentIndexBits = 16;  // PhysicalBlock = segment << 16 | block index
+inline constexpr uint64_t kMaxSegmentSizeBytes = uint64_t(kBlockSizeBytes) << kSegmentIndexBits;  // 256 MiB
+
+inline PhysicalBlock physical_block(SegmentId segment, uint32_t index) {
+  return PhysicalBlock{(segment << kSegmentIndexBits) | index};
+}
+inline SegmentId segment_of(PhysicalBlock p) { return p.value >> kSegmentIndexBits; }
+inline uint32_t index_of(PhysicalBlock p) { return uint32_t(p.value & ((1u << kSegmentIndexBits) - 1)); }
+
+struct LogSegment {
+  SegmentId id = 0;
+  uint32_t written_blocks = 0;  // blocks of complete records (the next record starts here)
+  uint64_t first_sequence = 0;  // sequence of its first record (0 = none yet)
+  uint64_t last_sequence = 0;
+  bool sealed = false;
+};
+
+class SegmentLog {
+ public:
+  SegmentLog(SegmentBackend& backend, uint32_t blocks_per_segment)
+      : backend_(backend), blocks_per_segment_(blocks_per_segment) {}
+
+  // Restores the state a checkpoint or a recovery scan found. Every restored segment is sealed:
+  // after open, appends always start in a fresh segment.
+  void restore(std::vector<LogSegment> segments, uint64_t next_sequence, SegmentId next_segment_id);
+
+  // Adds one 4 KiB data block of (volume, logical block) to the open record of `kind` (WRITE for
+  // the journal, RELOC for the cleaner), committing an open record of the other kind first.
+  // Returns the physical address the block has from now on.
+  Result<PhysicalBlock> add_data_block(RecordKind kind, uint64_t volume, uint64_t logical_block,
+                                       std::span<const uint8_t> data, uint32_t crc);
+  // Writes the open WRITE record, if any. Its blocks stay readable either way.
+  Status commit_open_record();
+  // Appends a whole record (commits the open WRITE record first). Fills in sequence, segment and
+  // block index. Returns the address of the header block; payload block i is at header + 1 + i.
+  Result<PhysicalBlock> append(RecordHeader& header, std::span<const uint8_t> payload);
+  // The address the payload of the next append() of `payload_blocks` will start at, rolling over
+  // to a new segment now if it would not fit (nodes must know their own address when encoded).
+  Result<PhysicalBlock> next_payload_address(uint32_t payload_blocks);
+
+  // Reads contiguous blocks, from the open WRITE record's memory where they are still there.
+  Status read_blocks(PhysicalBlock first, std::span<uint8_t> out) const;
+  Result<RecordHeader> read_header(SegmentId segment, uint32_t index) const;
+
+  // Segments written since the last call; the caller syncs them (Store::flush, outside its lock).
+  std::vector<SegmentId> take_unsynced();
+  Status sync(const std::vector<SegmentId>& ids);
+
+  const std::map<SegmentId, LogSegment>& segments() const { return segments_; }
+  // Forgets a segment and deletes it from the backend (the Store decides when that is safe).
+  Status drop_segment(SegmentId id);
+  SegmentId open_segment() const { return open_ ? open_->id : 0; }
+  uint64_t next_sequence() const { return next_sequence_; }
+  SegmentId next_segment_id() const { return next_segment_id_; }
+  uint32_t blocks_per_segment() const { return blocks_per_segment_; }
+  uint64_t bytes_appended() const { return bytes_appended_; }
+  SegmentBackend& backend() { return backend_; }
+
+ private:
+  Status ensure_room(uint32_t total_blocks);
+  Status roll_over();
+
+  SegmentBackend& backend_;
+  const uint32_t blocks_per_segment_;
+  std::map<SegmentId, LogSegment> segments_;
+  LogSegment* open_ = nullptr;
+  uint64_t next_sequence_ = 1;
+  SegmentId next_segment_id_ = 1;
+  std::set<SegmentId> unsynced_;
+  uint64_t bytes_appended_ = 0;
+
+  // The open WRITE record: header at write_record_at_, blocks in write_buffer_.
+  bool write_record_open_ = false;
+  PhysicalBlock write_record_at_;
+  RecordHeader write_header_;
+  std::vector<uint8_t> write_buffer_;  // kBlockSizeBytes * (1 + kWriteRecordMaxBlocks)
+};
+
+}  // namespace arbor

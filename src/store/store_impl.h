@@ -1,0 +1,88 @@
+// Store::Impl: the state behind the Store facade, shared by store.cc (control and data path),
+// recovery.cc (open and journal replay), checkpoint.cc (write-out and segment freeing) and
+// cleaner.cc. Not a public header.
+//
+// Locks, always taken in this order:
+//   sync_mu   serializes flushes and checkpoints, so a flush never returns while an earlier
+//             flush's fsync is still running, and segments are never deleted under a running sync.
+//   mu        shared: reads. exclusive: writes, trims, control operations, checkpoints.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "log/segment_log.h"
+#include "store/store.h"
+#include "store/superblock.h"
+#include "tree/block_map.h"
+#include "tree/ref_table.h"
+
+namespace arbor {
+
+struct Volume {
+  VolumeId id = 0;
+  VolumeId parent_id = 0;
+  std::string name;
+  uint64_t size_bytes = 0;
+  bool snapshot = false;
+  uint64_t created_unix_ms = 0;
+  std::array<uint8_t, 16> uuid{};
+  TreeRoot root;
+  uint32_t open_count = 0;
+};
+
+struct Store::Impl {
+  Impl(std::unique_ptr<SegmentBackend> b, const StoreOptions& o, uint32_t blocks_per_segment)
+      : options(o), backend(std::move(b)), log(*backend, blocks_per_segment), refs(blocks_per_segment),
+        map(log, refs) {}
+
+  StoreOptions options;
+  std::unique_ptr<SegmentBackend> backend;
+  SegmentLog log;
+  RefTable refs;
+  BlockMap map;
+
+  std::mutex sync_mu;
+  std::shared_mutex mu;
+
+  std::map<VolumeId, std::unique_ptr<Volume>> volumes;
+  std::unordered_map<std::string, VolumeId> by_name;
+  VolumeId next_volume_id = 1;
+
+  Superblock superblock;                       // the last one written
+  std::map<SegmentId, PhysicalBlock> refs_at;  // where each segment's counts were last written
+  uint64_t journal_bytes_at_checkpoint = 0;
+  std::atomic<bool> checkpoint_wanted{false};
+  // Set when a write-out failed half way: in-memory metadata may no longer match the device, so
+  // the store refuses further changes (reads still work) until it is reopened.
+  Status failed;
+
+  // recovery.cc
+  Status format(const std::array<uint8_t, 16>& store_uuid);
+  Status recover(const Superblock& sb);
+
+  // checkpoint.cc. REQUIRES: sync_mu and mu (exclusive) held.
+  Status checkpoint_locked();
+
+  // cleaner.cc. REQUIRES: sync_mu and mu (exclusive) held.
+  Result<CleanStats> clean_locked(double max_live_fraction);
+
+  // store.cc helpers. REQUIRES: mu held (shared is enough for find and read_locked).
+  Volume* find(std::string_view name);
+  Volume* find(VolumeId id);
+  Status read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out);
+  Status write_block_locked(Volume& v, uint64_t block, std::span<const uint8_t> data);
+  Status writable(const Volume& v) const;
+  Status journal_trim_locked(Volume& v, uint64_t first, uint64_t count);
+  VolumeInfo info_of(const Volume& v);
+  bool wants_checkpoint() const;
+};
+
+uint64_t now_unix_ms();
+std::array<uint8_t, 16> random_uuid();
+
+}  // namespace arbor

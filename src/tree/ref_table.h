@@ -1,0 +1,60 @@
+// RefTable: the reference count of every physical block, data and block-map node alike.
+//
+// A data block's count is the number of leaf entries that point at it; a node's count is the
+// number of parents (internal entries or volume roots) that point at it. Dirty nodes are not
+// written yet, have no address and are never shared, so they have no count. A block whose count
+// falls to zero is free; a segment whose blocks are all free can be deleted (once a checkpoint no
+// longer needs it: the Store decides). Log headers, checkpoint and REFS records are not counted:
+// the checkpoint keeps those alive.
+//
+// Persisted per segment as a REFS record (u32 per block) for the segments changed since the last
+// checkpoint. Threading: not thread-safe; the Store's lock covers it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <span>
+#include <vector>
+
+#include "io/segment_backend.h"
+#include "util/units.h"
+
+namespace arbor {
+
+class RefTable {
+ public:
+  explicit RefTable(uint32_t blocks_per_segment) : blocks_per_segment_(blocks_per_segment) {}
+
+  uint32_t get(PhysicalBlock b) const;
+  void increment(PhysicalBlock b);
+  // Returns the new count. Decrementing zero is a bug (ARBOR_CHECK).
+  uint32_t decrement(PhysicalBlock b);
+  // For a block appended just now: count 1.
+  void set_one(PhysicalBlock b);
+  // Moves a count from `from` to `to` (the cleaner relocating a block): to gets from's count.
+  void transfer(PhysicalBlock from, PhysicalBlock to);
+
+  uint32_t live_blocks(SegmentId s) const;
+  uint64_t live_blocks_total() const { return live_total_; }
+  // Segments whose counts changed since the last mark_clean(): their REFS must be rewritten.
+  const std::set<SegmentId>& dirty_segments() const { return dirty_; }
+  void mark_all_clean() { dirty_.clear(); }
+  void mark_dirty(SegmentId s) { dirty_.insert(s); }
+
+  // Serialization of one segment's counts (u32 little-endian per block, padded to 4 KiB).
+  std::vector<uint8_t> encode_segment(SegmentId s) const;
+  void load_segment(SegmentId s, std::span<const uint8_t> bytes);
+  void forget_segment(SegmentId s);
+  std::vector<SegmentId> segments() const;
+
+ private:
+  std::vector<uint32_t>& counts_of(SegmentId s);
+  uint32_t blocks_per_segment_;
+  std::map<SegmentId, std::vector<uint32_t>> counts_;
+  std::map<SegmentId, uint32_t> live_;
+  std::set<SegmentId> dirty_;
+  uint64_t live_total_ = 0;
+};
+
+}  // namespace arbor
