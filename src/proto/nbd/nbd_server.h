@@ -1,0 +1,57 @@
+// The NBD server arbord runs: NbdSession state machines on the net:: io_uring event loops, with a
+// small worker pool for calls that may block (flush, FUA writes; all I/O if offload_all_io).
+//
+// Threading: start/stop/endpoints from the owner's thread. The catalog is called from the loop
+// threads (open, list during the handshake) and the exports from loops and workers, concurrently,
+// as proto/block_export.h allows. stop() closes every connection and joins all threads; after it
+// returns no call into the catalog or any export is running or will start.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proto/block_export.h"
+#include "util/status.h"
+
+namespace arbor::net {
+class Server;
+class WorkerPool;
+}  // namespace arbor::net
+
+namespace arbor::nbd {
+
+struct NbdServerOptions {
+  // "tcp://127.0.0.1:10809", "tcp://[::1]:0" (0: any free port), "unix:///path/nbd.sock".
+  std::vector<std::string> listen;
+  int event_loops = 2;
+  // Threads for flush and FUA (and all I/O when offload_all_io).
+  int blocking_workers = 2;
+  // Run reads and plain writes on the workers too (for exports whose reads may wait on a device).
+  bool offload_all_io = false;
+  // Export a client gets when it asks for the empty name (nbd://host/ without a path); "" = none.
+  std::string default_export;
+};
+
+class NbdServer {
+ public:
+  // Binds every listen address, then serves `catalog` (which must outlive the server).
+  static Result<std::unique_ptr<NbdServer>> start(proto::ExportCatalog& catalog, NbdServerOptions options);
+  ~NbdServer();
+  NbdServer(const NbdServer&) = delete;
+  NbdServer& operator=(const NbdServer&) = delete;
+
+  // Closes every connection and joins the loops and workers. Idempotent.
+  void stop();
+  // NBD URIs of the bound endpoints: "nbd://127.0.0.1:10809", "nbd+unix:///?socket=/path/nbd.sock".
+  std::vector<std::string> endpoints() const;
+  // Connections currently open (handshake or transmission).
+  size_t connection_count() const;
+
+ private:
+  NbdServer() = default;
+  std::unique_ptr<net::WorkerPool> workers_;
+  std::unique_ptr<net::Server> net_;
+};
+
+}  // namespace arbor::nbd
