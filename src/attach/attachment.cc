@@ -1,0 +1,120 @@
+#include "attach/attachment.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "attach/process.h"
+
+namespace arbor::attach {
+namespace {
+
+constexpr auto kReadyTimeout = std::chrono::seconds(15);
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+Status unmount(const std::string& mount_dir) {
+  auto r = run_process({"fusermount3", "-u", mount_dir});
+  if (!r) return r.status();
+  if (r->exit_code != 0) return busy("cannot unmount " + mount_dir + ": " + last_line(r->err));
+  return Status::ok();
+}
+
+// True when `device` appears in /proc/mounts (a filesystem on it is mounted).
+bool device_mounted(const std::string& device) {
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, rest;
+  while (mounts >> dev && std::getline(mounts, rest)) {
+    if (dev == device) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<Attachment> attach(const AttachRequest& request) {
+  if (mkdir(request.mount_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return errno_status(errno, "mkdir " + request.mount_dir);
+  }
+  Attachment a;
+  a.volume = request.volume;
+  a.mount_dir = request.mount_dir;
+  a.file = request.mount_dir + "/disk";
+  a.read_only = request.read_only;
+  std::string pidfile = request.mount_dir + ".pid";
+  unlink(pidfile.c_str());
+
+  // nbdfuse runs in the foreground until unmounted; -P writes the pid file once it serves.
+  std::vector<std::string> argv = {"nbdfuse", "-P", pidfile};
+  if (request.read_only) argv.push_back("-r");
+  argv.push_back(a.file);
+  argv.push_back("nbd+unix:///" + request.volume + "?socket=" + request.nbd_socket);
+  auto pid = spawn_process(argv, request.log_path);
+  if (!pid) return pid.status();
+  a.fuse_pid = *pid;
+
+  auto deadline = std::chrono::steady_clock::now() + kReadyTimeout;
+  while (!file_exists(pidfile)) {
+    if (child_exited(a.fuse_pid)) {
+      return io_error("nbdfuse exited before serving " + request.volume + " (see " +
+                      request.log_path + ")");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      kill(a.fuse_pid, SIGTERM);
+      (void)unmount(a.mount_dir);
+      wait_exit(a.fuse_pid, std::chrono::seconds(5));
+      return io_error("nbdfuse did not become ready for " + request.volume);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  unlink(pidfile.c_str());
+
+  std::vector<std::string> losetup = {"losetup", "--direct-io=on", "--find", "--show"};
+  if (request.read_only) losetup.push_back("--read-only");
+  losetup.push_back(a.file);
+  auto r = run_process(losetup);
+  if (!r || r->exit_code != 0) {
+    std::string why = r ? last_line(r->err) : r.status().message();
+    (void)unmount(a.mount_dir);
+    wait_exit(a.fuse_pid, std::chrono::seconds(5));
+    rmdir(a.mount_dir.c_str());
+    return io_error("losetup failed: " + why);
+  }
+  a.device = last_line(r->out);
+  return a;
+}
+
+Status detach(const Attachment& a) {
+  if (!a.device.empty()) {
+    if (device_mounted(a.device)) {
+      return busy(a.device + " is mounted; unmount it before detaching " + a.volume);
+    }
+    auto r = run_process({"losetup", "-d", a.device});
+    if (!r) return r.status();
+    if (r->exit_code != 0) return busy("losetup -d " + a.device + ": " + last_line(r->err));
+  }
+  // The loop driver releases its file asynchronously; retry the unmount briefly while busy.
+  Status st;
+  for (int attempt = 0; attempt < 200; attempt++) {
+    st = unmount(a.mount_dir);
+    if (st.is_ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!st.is_ok()) return st;
+  if (a.fuse_pid > 0 && !wait_exit(a.fuse_pid, std::chrono::seconds(10))) {
+    kill(a.fuse_pid, SIGKILL);
+    wait_exit(a.fuse_pid, std::chrono::seconds(2));
+  }
+  rmdir(a.mount_dir.c_str());
+  return Status::ok();
+}
+
+}  // namespace arbor::attach

@@ -1,0 +1,47 @@
+// Attach: makes a local block device of an NBD export where the kernel has no nbd or ublk.
+//
+//   /dev/loopN  --(losetup --direct-io=on)-->  MOUNT/disk  (one-file FUSE mount, nbdfuse)
+//       --(NBD over the daemon's unix socket)-->  arbord  -->  the volume
+//
+// nbdfuse is the reference implementation (DESIGN.md, "Compute attach"); our own FUSE server may
+// replace it later behind the same two calls. arbord records every attachment so that an attached
+// volume cannot be deleted, and detaches them all on a graceful stop.
+//
+// Threading: attach() and detach() block (they run external programs) and keep no shared state;
+// the caller serializes attach/detach of the same volume.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "util/status.h"
+
+namespace arbor::attach {
+
+struct AttachRequest {
+  std::string volume;      // export name
+  std::string nbd_socket;  // unix socket of the NBD server
+  std::string mount_dir;   // an empty or absent directory for the FUSE mount (created)
+  std::string log_path;    // nbdfuse's stderr goes here
+  bool read_only = false;
+};
+
+struct Attachment {
+  std::string volume;
+  std::string device;     // "/dev/loop3"
+  std::string mount_dir;  // FUSE mountpoint
+  std::string file;       // mount_dir + "/disk", the loop device's backing file
+  pid_t fuse_pid = -1;    // nbdfuse, a child of the caller
+  bool read_only = false;
+};
+
+// Mounts the export with nbdfuse, waits until it serves, and sets up a loop device over it.
+// Undoes everything it did on failure.
+Result<Attachment> attach(const AttachRequest& request);
+
+// Removes the loop device, unmounts the FUSE file and reaps nbdfuse. Refuses (kBusy) while the
+// loop device is mounted or held open exclusively.
+Status detach(const Attachment& attachment);
+
+}  // namespace arbor::attach

@@ -1,0 +1,38 @@
+// The arbor commands, one function each. main.cc parses the command line (CLI11) and calls these.
+//
+// Each prints its result on stdout (a line or a table for people, the API's JSON object with
+// --json) and returns a Status; main prints a failure as one line "arbor: error: ..." on stderr
+// and exits non-zero.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace arbor::cli {
+
+struct Context {
+  std::string store_dir;  // resolved: --store, $ARBOR_HOME, ./arbor-data
+  bool json = false;
+};
+
+Status volume_create(const Context& ctx, const std::string& name, const std::string& size);
+Status branch_create(const Context& ctx, const std::string& name, const std::string& from);
+Status snapshot_create(const Context& ctx, const std::string& volume_at_snap);
+Status list(const Context& ctx);
+Status info(const Context& ctx, const std::string& name);
+Status remove(const Context& ctx, const std::string& name);
+Status usage(const Context& ctx, const std::string& name);
+Status resize(const Context& ctx, const std::string& name, const std::string& size);
+Status clean(const Context& ctx, double max_live_fraction);
+Status import_file(const Context& ctx, const std::string& name, const std::string& file,
+                   const std::string& size);
+Status export_file(const Context& ctx, const std::string& name, const std::string& file);
+Status attach(const Context& ctx, const std::string& name);
+Status detach(const Context& ctx, const std::string& name);
+Status daemon_start(const Context& ctx, const std::vector<std::string>& arbord_args);
+Status daemon_stop(const Context& ctx);
+Status daemon_status(const Context& ctx);
+
+}  // namespace arbor::cli

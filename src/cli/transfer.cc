@@ -1,0 +1,201 @@
+// arbor import / export: stream a file into or out of a volume through the daemon
+// (PUT/GET /v1/volumes/NAME/data). Import sends every byte and the daemon turns 4 KiB blocks of
+// zeros into holes; export writes a regular output file sparsely (zero blocks are skipped, the file
+// is sized with ftruncate), so both directions keep thin volumes thin.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "cli/api_client.h"
+#include "cli/commands.h"
+#include "cli/daemon_launcher.h"
+#include "cli/progress.h"
+#include "util/human_size.h"
+#include "util/units.h"
+
+namespace arbor::cli {
+namespace {
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+std::string rate(uint64_t bytes, double secs) {
+  return format_size_bytes(secs > 0 ? uint64_t(double(bytes) / secs) : bytes) + "/s";
+}
+
+bool all_zero(const char* p, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if (w) return false;
+  }
+  for (; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+Status import_file(const Context& ctx, const std::string& name, const std::string& file,
+                   const std::string& size) {
+  Fd in;
+  in.fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in.fd < 0) return errno_status(errno, "cannot open " + file);
+  struct stat st;
+  if (fstat(in.fd, &st) != 0) return errno_status(errno, "cannot stat " + file);
+  uint64_t length = uint64_t(st.st_size);
+  if (S_ISBLK(st.st_mode)) {
+    off_t end = lseek(in.fd, 0, SEEK_END);
+    if (end < 0) return errno_status(errno, "cannot size " + file);
+    length = uint64_t(end);
+  } else if (!S_ISREG(st.st_mode)) {
+    return invalid_argument(file + " is not a regular file or block device");
+  }
+  posix_fadvise(in.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+  ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
+  std::string path = "/v1/volumes/" + path_escape(name);
+  auto existing = api.get(path);
+  bool created = false;
+  if (!existing) {
+    if (existing.status().code() != Code::kNotFound || name.find('@') != std::string::npos) {
+      return existing.status();
+    }
+    // A new volume sized for the file (or --size), rounded up to whole blocks.
+    uint64_t bytes = (length + kBlockSizeBytes - 1) / kBlockSizeBytes * kBlockSizeBytes;
+    if (!size.empty()) {
+      auto parsed = parse_size_bytes(size);
+      if (!parsed) return invalid_argument("--size " + size + ": " + parsed.status().message());
+      bytes = *parsed;
+    }
+    if (bytes == 0) return invalid_argument(file + " is empty; give --size to create an empty volume");
+    ASSIGN_OR_RETURN(existing, api.post("/v1/volumes", Json{{"name", name}, {"size_bytes", bytes}}));
+    created = true;
+  }
+  const Json& v = existing.value();
+  if (v.value("read_only", false)) {
+    return read_only("'" + name + "' is a snapshot; snapshots are read-only");
+  }
+  uint64_t volume_size = v.value("size_bytes", uint64_t(0));
+  if (length > volume_size) {
+    return out_of_range(file + " (" + format_size_bytes(length) + ") does not fit in '" + name +
+                        "' (" + format_size_bytes(volume_size) + "); grow it with arbor resize");
+  }
+
+  Progress progress("importing " + name, length);
+  int fd = in.fd;
+  auto r = api.upload(
+      path + "/data", length,
+      [fd](uint64_t offset, char* buf, size_t len) -> ssize_t {
+        size_t got = 0;
+        while (got < len) {
+          ssize_t n = pread(fd, buf + got, len - got, off_t(offset + got));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          got += size_t(n);
+        }
+        return got == 0 ? -1 : ssize_t(got);
+      },
+      [&](uint64_t done) { progress.update(done); });
+  double secs = progress.finish();
+  if (!r) return r.status();
+  if (ctx.json) {
+    Json j = *r;
+    j["created"] = created;
+    j["seconds"] = secs;
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::ok();
+  }
+  std::printf("imported %s into %s%s in %.2f s (%s)\n", format_size_bytes(length).c_str(),
+              name.c_str(), created ? " (new volume)" : "", secs, rate(length, secs).c_str());
+  return Status::ok();
+}
+
+Status export_file(const Context& ctx, const std::string& name, const std::string& file) {
+  ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
+  std::string path = "/v1/volumes/" + path_escape(name);
+  ASSIGN_OR_RETURN(auto v, api.get(path));
+  uint64_t length = v.value("size_bytes", uint64_t(0));
+
+  Fd out;
+  out.fd = open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (out.fd < 0) return errno_status(errno, "cannot open " + file);
+  struct stat st;
+  if (fstat(out.fd, &st) != 0) return errno_status(errno, "cannot stat " + file);
+  bool sparse = S_ISREG(st.st_mode);
+  if (sparse && ftruncate(out.fd, 0) != 0) return errno_status(errno, "cannot truncate " + file);
+
+  Progress progress("exporting " + name, length);
+  uint64_t pos = 0;
+  std::string carry;  // bytes of a block split across two receives
+  Status write_status;
+  auto put = [&](const char* data, size_t len) -> bool {
+    if (sparse && len == kBlockSizeBytes && all_zero(data, len)) {
+      pos += len;
+      return true;
+    }
+    while (len > 0) {
+      ssize_t n = pwrite(out.fd, data, len, off_t(pos));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        write_status = errno_status(errno, "cannot write " + file);
+        return false;
+      }
+      data += n;
+      len -= size_t(n);
+      pos += uint64_t(n);
+    }
+    return true;
+  };
+  uint64_t received = 0;
+  Status st2 = api.download(path + "/data", [&](const char* data, size_t len) {
+    received += len;
+    progress.update(received);
+    // Re-block the stream on 4 KiB boundaries so zero blocks can be skipped.
+    if (!carry.empty()) {
+      size_t take = std::min(len, kBlockSizeBytes - carry.size());
+      carry.append(data, take);
+      data += take;
+      len -= take;
+      if (carry.size() == kBlockSizeBytes) {
+        if (!put(carry.data(), carry.size())) return false;
+        carry.clear();
+      }
+    }
+    while (len >= kBlockSizeBytes) {
+      if (!put(data, kBlockSizeBytes)) return false;
+      data += kBlockSizeBytes;
+      len -= kBlockSizeBytes;
+    }
+    if (len > 0) carry.append(data, len);
+    return true;
+  });
+  if (st2.is_ok() && !carry.empty() && !put(carry.data(), carry.size())) st2 = write_status;
+  double secs = progress.finish();
+  if (!write_status.is_ok()) return write_status;
+  RETURN_IF_ERROR(st2);
+  if (received != length) {
+    return io_error("the export of " + name + " stopped at " + std::to_string(received) + " of " +
+                    std::to_string(length) + " bytes");
+  }
+  if (sparse && ftruncate(out.fd, off_t(length)) != 0) return errno_status(errno, "cannot size " + file);
+  if (fsync(out.fd) != 0 && errno != EINVAL) return errno_status(errno, "cannot sync " + file);
+  if (ctx.json) {
+    std::printf("%s\n", Json{{"name", name}, {"file", file}, {"bytes", length}, {"seconds", secs}}.dump(2).c_str());
+    return Status::ok();
+  }
+  std::printf("exported %s (%s) to %s in %.2f s (%s)\n", name.c_str(),
+              format_size_bytes(length).c_str(), file.c_str(), secs, rate(length, secs).c_str());
+  return Status::ok();
+}
+
+}  // namespace arbor::cli
