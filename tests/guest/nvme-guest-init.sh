@@ -27,6 +27,7 @@ dev_for() {
   for i in $(seq 1 30); do
     for d in /sys/block/nvme*n1; do
       [ -e "$d" ] || continue
+      case $(basename $d) in *c*n1) continue;; esac  # hidden multipath paths (nvme0c0n1)
       [ "$(cat $d/device/subsysnqn 2>/dev/null)" = "$1" ] && { echo /dev/$(basename $d); return 0; }
     done
     sleep 0.5

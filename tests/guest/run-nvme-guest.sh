@@ -1,6 +1,6 @@
 #!/bin/bash
 # run-nvme-guest.sh TESTTARGET_BINARY CACHE_DIR
-# Boots Debian's cloud kernel under QEMU (TCG) with an initramfs whose /init (nvme-guest-init.sh)
+# Boots Debian's generic amd64 kernel (the cloud flavour lacks 9p) under QEMU (TCG) with an initramfs whose /init (nvme-guest-init.sh)
 # drives the kernel's NVMe/TCP initiator against arbor-nvme-testtarget on the host, then asserts
 # the guest's serial-console markers. Kernel and initramfs are cached in CACHE_DIR.
 # Exit 0 = every step passed; 1 = a step failed; 77 = the environment cannot run the test.
@@ -25,11 +25,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # ---- kernel (cached)
-if ! ls "$CACHE"/kern/boot/vmlinuz-* >/dev/null 2>&1 || ! find "$CACHE/kern" -name nvme-tcp.ko | grep -q .; then
-  log "downloading Debian's cloud kernel"
-  PKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2}' | head -1)
-  if [ -z "$PKG" ]; then apt-get update -qq >/dev/null 2>&1; PKG=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/{print $2}' | head -1); fi
-  [ -n "$PKG" ] || { log "cannot resolve linux-image-cloud-amd64"; exit 77; }
+if ! ls "$CACHE"/kern/boot/vmlinuz-* >/dev/null 2>&1 || ! find "$CACHE/kern" -name nvme-tcp.ko | grep -q . || ! find "$CACHE/kern" -name 9p.ko | grep -q .; then
+  log "downloading Debian's generic amd64 kernel (the cloud flavour has no 9p)"
+  PKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2}' | head -1)
+  if [ -z "$PKG" ]; then apt-get update -qq >/dev/null 2>&1; PKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2}' | head -1); fi
+  [ -n "$PKG" ] || { log "cannot resolve linux-image-amd64"; exit 77; }
   rm -rf "$CACHE/kern" "$CACHE"/linux-image-*.deb
   (cd "$CACHE" && apt-get download "$PKG" > apt-download.log 2>&1) || { log "apt-get download $PKG failed: $(tail -2 "$CACHE/apt-download.log")"; exit 77; }
   dpkg-deb -x "$CACHE"/linux-image-*.deb "$CACHE/kern" || exit 77
