@@ -4,6 +4,7 @@
 // edits) and runs each through LLVMFuzzerTestOneInput.
 //
 //   nvme_tcp_fuzz_replay [ITERATIONS [SEED]]   or   nvme_tcp_fuzz_replay FILE...  (replay inputs)
+//   nvme_tcp_fuzz_replay --write-seeds DIR     (the seed streams, as a libFuzzer starting corpus)
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -136,6 +137,15 @@ std::vector<uint8_t> mutate(std::vector<uint8_t> v, std::mt19937_64& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--write-seeds") {
+    int i = 0;
+    for (auto& s : seeds()) {
+      std::ofstream f(std::string(argv[2]) + "/seed-" + std::to_string(i++), std::ios::binary);
+      f.write(reinterpret_cast<const char*>(s.data()), std::streamsize(s.size()));
+    }
+    std::printf("wrote %d seeds to %s\n", i, argv[2]);
+    return 0;
+  }
   if (argc > 1 && std::strspn(argv[1], "0123456789") != std::strlen(argv[1])) {
     for (int i = 1; i < argc; i++) {
       std::ifstream f(argv[i], std::ios::binary);
