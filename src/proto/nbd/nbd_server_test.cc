@@ -10,7 +10,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <future>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "proto/memory_export.h"
@@ -42,6 +45,8 @@ class Client {
       sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
       ok_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
     }
+    timeval tv{10, 0};  // a stalled server fails the test instead of hanging it
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
   ~Client() { close(); }
   void close() {
@@ -245,6 +250,87 @@ TEST_F(ServerTest, StopWithOpenConnections) {
   uint8_t x;
   EXPECT_FALSE(a.read_exact(&x, 1));  // closed by the server
   EXPECT_NE(::access(sock.c_str(), F_OK), 0);  // socket file removed
+}
+
+// flush() blocks until released: stands in for a slow fsync.
+class GatedFlushCatalog : public proto::ExportCatalog {
+ public:
+  explicit GatedFlushCatalog(proto::ExportCatalog& inner) : inner_(inner) {}
+  class Export : public proto::BlockExport {
+   public:
+    Export(std::shared_ptr<proto::BlockExport> e, GatedFlushCatalog* c) : e_(std::move(e)), c_(c) {}
+    const std::string& name() const override { return e_->name(); }
+    uint64_t size_bytes() const override { return e_->size_bytes(); }
+    bool read_only() const override { return e_->read_only(); }
+    std::array<uint8_t, 16> uuid() const override { return e_->uuid(); }
+    Status read(uint64_t o, std::span<uint8_t> out) override { return e_->read(o, out); }
+    Status write(uint64_t o, std::span<const uint8_t> d, bool fua) override { return e_->write(o, d, fua); }
+    Status flush() override {
+      std::unique_lock lock(c_->mu);
+      c_->flush_entered = true;
+      c_->cv.notify_all();
+      c_->cv.wait(lock, [&] { return c_->released; });
+      return e_->flush();
+    }
+    Status trim(uint64_t o, uint64_t n) override { return e_->trim(o, n); }
+    Status write_zeroes(uint64_t o, uint64_t n, bool u) override { return e_->write_zeroes(o, n, u); }
+
+   private:
+    std::shared_ptr<proto::BlockExport> e_;
+    GatedFlushCatalog* c_;
+  };
+  Result<std::shared_ptr<proto::BlockExport>> open(std::string_view name) override {
+    ASSIGN_OR_RETURN(auto e, inner_.open(name));
+    return std::shared_ptr<proto::BlockExport>(std::make_shared<Export>(std::move(e), this));
+  }
+  std::vector<proto::ExportInfo> list() override { return inner_.list(); }
+  void release() {
+    std::lock_guard lock(mu);
+    released = true;
+    cv.notify_all();
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  bool flush_entered = false, released = false;
+
+ private:
+  proto::ExportCatalog& inner_;
+};
+
+TEST(ServerBlocking, SlowFlushDoesNotStallOtherConnectionsOnTheSameLoop) {
+  proto::MemoryCatalog memory;
+  ASSERT_TRUE(memory.add("vol", 1 << 20));
+  GatedFlushCatalog gated(memory);
+  NbdServerOptions o;
+  o.listen = {"unix://" + temp_socket_path()};
+  o.event_loops = 1;  // both connections on one loop: the worst case
+  auto s = NbdServer::start(gated, o);
+  ASSERT_TRUE(s.is_ok());
+  Client a((*s)->endpoints()[0]), b((*s)->endpoints()[0]);
+  ASSERT_EQ(a.go("vol"), 1u << 20);
+  ASSERT_EQ(b.go("vol"), 1u << 20);
+  a.write_all(Client::request(kCmdFlush, 1, 0, 0));
+  {
+    std::unique_lock lock(gated.mu);
+    ASSERT_TRUE(gated.cv.wait_for(lock, std::chrono::seconds(10), [&] { return gated.flush_entered; }));
+  }
+  // The flush is stuck in the store; b's requests (and a's next read) are still served.
+  b.write_all(Client::request(kCmdWrite, 2, 0, 4, {1, 2, 3, 4}));
+  b.write_all(Client::request(kCmdRead, 3, 0, 4));
+  Bytes h = b.read_n(kSimpleReplyBytes);
+  EXPECT_EQ(get_u64_be(h.data() + 8), 2u);
+  h = b.read_n(kSimpleReplyBytes);
+  EXPECT_EQ(get_u64_be(h.data() + 8), 3u);
+  EXPECT_EQ(b.read_n(4), (Bytes{1, 2, 3, 4}));
+  a.write_all(Client::request(kCmdRead, 4, 0, 4));
+  h = a.read_n(kSimpleReplyBytes);
+  EXPECT_EQ(get_u64_be(h.data() + 8), 4u);  // replied before the earlier flush: out of order
+  EXPECT_EQ(a.read_n(4), (Bytes{1, 2, 3, 4}));
+  gated.release();
+  h = a.read_n(kSimpleReplyBytes);
+  EXPECT_EQ(get_u64_be(h.data() + 8), 1u);
+  EXPECT_EQ(get_u32_be(h.data() + 4), 0u);
+  (*s)->stop();
 }
 
 TEST(ServerStart, BadListenAddressFails) {
