@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <unordered_map>
 
@@ -62,9 +63,6 @@ class Loop {
   }
 
   Status init() {
-    int rc = io_uring_queue_init(256, &ring_, 0);
-    if (rc < 0) return errno_status(-rc, "io_uring_queue_init");
-    ring_ok_ = true;
     event_fd_ = ::eventfd(0, EFD_CLOEXEC);
     if (event_fd_ < 0) return errno_status(errno, "eventfd");
     return Status::ok();
@@ -73,7 +71,23 @@ class Loop {
     loops_ = std::move(loops);
     listeners_ = std::move(listeners);
   }
-  void start_thread() { thread_ = std::thread([this] { run(); }); }
+  // The ring is created on the loop's own thread: each thread owns its ring, and io_uring's task
+  // work never lands on the caller's thread. Returns once the ring exists (or failed).
+  Status start_thread() {
+    std::promise<Status> ready;
+    std::future<Status> result = ready.get_future();
+    thread_ = std::thread([this, &ready] {
+      int rc = io_uring_queue_init(256, &ring_, 0);
+      if (rc < 0) {
+        ready.set_value(errno_status(-rc, "io_uring_queue_init"));
+        return;
+      }
+      ring_ok_ = true;
+      ready.set_value(Status::ok());
+      run();
+    });
+    return result.get();
+  }
   void join() {
     if (thread_.joinable()) thread_.join();
   }
@@ -105,9 +119,12 @@ class Loop {
   }
   void mark_closing(Connection* c) { reap_list_.push_back(c); }
 
+  // Too many reply bytes wait for this client: stop reading and parsing until it catches up.
+  bool tx_full(const Connection* c) const { return c->tx_queued_bytes_ > options_.max_tx_queue_bytes; }
+
   void arm_recv(Connection* c) {
     if (c->recv_inflight_ || c->state_ != Connection::State::kOpen || c->paused_by_protocol_) return;
-    if (c->tx_queued_bytes_ > options_.max_tx_queue_bytes) return;  // resumes when sends drain
+    if (tx_full(c)) return;  // on_send resumes
     size_t need = std::max<size_t>(c->rx_want_, 1);
     size_t have = c->rx_end_ - c->rx_begin_;
     if (c->rx_begin_ > 0 && (c->rx_end_ == c->rx_.size() || c->rx_.size() - c->rx_begin_ < need)) {
@@ -243,7 +260,12 @@ class Loop {
       c->begin_close();
       return;
     }
-    arm_recv(c);  // in case reading was paused for backpressure
+    // Backpressure released: parse what is already buffered, then read more.
+    if (c->state_ == Connection::State::kOpen && !tx_full(c) && !c->in_dispatch_ && c->rx_end_ > c->rx_begin_ && !c->recv_inflight_) {
+      c->dispatch();
+    } else {
+      arm_recv(c);
+    }
   }
 
   void flush_tx() {
@@ -415,7 +437,7 @@ void Connection::post(std::function<void()> fn) {
 
 void Connection::dispatch() {
   in_dispatch_ = true;
-  while (state_ == State::kOpen && !paused_by_protocol_ && rx_end_ > rx_begin_) {
+  while (state_ == State::kOpen && !paused_by_protocol_ && rx_end_ > rx_begin_ && !loop_->tx_full(this)) {
     size_t want = 0;
     size_t n = protocol_->on_receive(*this, std::span<const uint8_t>(rx_.data() + rx_begin_, rx_end_ - rx_begin_), &want);
     ARBOR_CHECK(n <= rx_end_ - rx_begin_);
@@ -533,7 +555,13 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options, ProtocolFac
     }
     loops[i]->set_peers(loops, std::move(listeners));
   }
-  for (Loop* l : loops) l->start_thread();
+  for (Loop* l : loops) {
+    Status st = l->start_thread();
+    if (!st.is_ok()) {
+      s->stop();
+      return st;
+    }
+  }
   return s;
 }
 

@@ -58,6 +58,7 @@ class Client {
     size_t off = 0;
     while (off < b.size()) {
       ssize_t n = ::send(fd_, b.data() + off, b.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       ASSERT_GT(n, 0);
       off += size_t(n);
     }
@@ -67,7 +68,11 @@ class Client {
     size_t off = 0;
     while (off < n) {
       ssize_t r = ::recv(fd_, p + off, n - off, 0);
-      if (r <= 0) return false;
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        if (r < 0) std::fprintf(stderr, "recv: %s\n", std::strerror(errno));
+        return false;
+      }
       off += size_t(r);
     }
     return true;
