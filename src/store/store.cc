@@ -453,10 +453,18 @@ Status Store::flush() {
   std::vector<SegmentId> ids;
   {
     std::unique_lock lock(impl_->mu);
+    RETURN_IF_ERROR(impl_->failed);
     RETURN_IF_ERROR(impl_->log.commit_open_record());
     ids = impl_->log.take_unsynced();
   }
-  return impl_->log.sync(ids);
+  Status s = impl_->log.sync(ids);
+  if (!s.is_ok()) {
+    // After a failed fsync the kernel may have dropped the dirty pages and a retry can succeed
+    // without them ("fsyncgate"): never report a later flush as durable. Reopen to recover.
+    std::unique_lock lock(impl_->mu);
+    if (impl_->failed.is_ok()) impl_->failed = s;
+  }
+  return s;
 }
 
 Status Store::checkpoint() {

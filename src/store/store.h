@@ -27,6 +27,7 @@
 
 #include "io/segment_backend.h"
 #include "util/status.h"
+#include "util/units.h"
 
 namespace arbor {
 

@@ -1,0 +1,291 @@
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "io/file_segment_backend.h"
+#include "io/sim_segment_backend.h"
+
+namespace arbor {
+namespace {
+
+constexpr uint64_t kB = 4096;
+
+std::vector<uint8_t> pattern(size_t len, uint8_t seed) {
+  std::vector<uint8_t> v(len);
+  for (size_t i = 0; i < len; i++) v[i] = uint8_t(seed + i * 7 + (i >> 12));
+  return v;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.segment_size_bytes = mib(1);
+    open();
+  }
+  void open() {
+    store_.reset();
+    auto r = Store::open(disk_.mount(), options_, true);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    store_ = std::move(r).value();
+  }
+  VolumeId id(const std::string& name) {
+    auto r = store_->open_volume(name);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    store_->close_volume(*r);
+    return *r;
+  }
+  std::vector<uint8_t> read(const std::string& name, uint64_t off, size_t len) {
+    std::vector<uint8_t> out(len);
+    Status s = store_->read(id(name), off, out);
+    EXPECT_TRUE(s.is_ok()) << s.to_string();
+    return out;
+  }
+  void write(const std::string& name, uint64_t off, const std::vector<uint8_t>& data) {
+    Status s = store_->write(id(name), off, data);
+    ASSERT_TRUE(s.is_ok()) << s.to_string();
+  }
+
+  SimDisk disk_{42};
+  StoreOptions options_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(StoreTest, RefusesBadControlInput) {
+  ASSERT_TRUE(store_->create_volume("db", mib(8)).is_ok());
+  EXPECT_EQ(store_->create_volume("db", mib(8)).status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(store_->create_volume("Bad", mib(8)).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->create_volume("-x", mib(8)).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->create_volume(std::string(64, 'a'), mib(8)).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->create_volume("zero", 0).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->create_volume("odd", 4097).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->create_volume("huge", options_.max_volume_size_bytes + kB).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->branch("b", "missing").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->branch("db", "db").status().code(), Code::kAlreadyExists);
+  EXPECT_EQ(store_->snapshot("db").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(store_->snapshot("nope@s").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->remove("missing").code(), Code::kNotFound);
+  EXPECT_EQ(store_->resize("db", mib(4)).code(), Code::kInvalidArgument);  // shrink
+  std::vector<uint8_t> buf(kB);
+  EXPECT_EQ(store_->read(id("db"), mib(8), buf).code(), Code::kOutOfRange);
+  EXPECT_EQ(store_->write(id("db"), mib(8) - 512, buf).code(), Code::kOutOfRange);
+}
+
+TEST_F(StoreTest, SnapshotsAreReadOnlyAndVolumesInUseCannotBeDeleted) {
+  ASSERT_TRUE(store_->create_volume("db", mib(8)).is_ok());
+  ASSERT_TRUE(store_->snapshot("db@s1").is_ok());
+  EXPECT_EQ(store_->write(id("db@s1"), 0, pattern(kB, 1)).code(), Code::kReadOnly);
+  EXPECT_EQ(store_->trim(id("db@s1"), 0, kB).code(), Code::kReadOnly);
+  EXPECT_EQ(store_->remove("db").code(), Code::kBusy);  // has a snapshot
+  auto held = store_->open_volume("db@s1");
+  ASSERT_TRUE(held.is_ok());
+  EXPECT_EQ(store_->remove("db@s1").code(), Code::kBusy);
+  store_->close_volume(*held);
+  EXPECT_TRUE(store_->remove("db@s1").is_ok());
+  EXPECT_TRUE(store_->remove("db").is_ok());
+  EXPECT_TRUE(store_->list().empty());
+}
+
+TEST_F(StoreTest, UnwrittenReadsZeroAndUnalignedIoWorks) {
+  ASSERT_TRUE(store_->create_volume("v", mib(4)).is_ok());
+  EXPECT_EQ(read("v", 12345, 10000), std::vector<uint8_t>(10000, 0));
+  auto data = pattern(10000, 3);
+  write("v", 12345, data);
+  EXPECT_EQ(read("v", 12345, 10000), data);
+  auto around = read("v", 12345 - 100, 10200);
+  EXPECT_EQ(std::vector<uint8_t>(around.begin(), around.begin() + 100), std::vector<uint8_t>(100, 0));
+  ASSERT_TRUE(store_->trim(id("v"), 12345 + 1000, 5000).is_ok());
+  auto after = read("v", 12345, 10000);
+  std::vector<uint8_t> expect = data;
+  std::fill(expect.begin() + 1000, expect.begin() + 6000, 0);
+  EXPECT_EQ(after, expect);
+}
+
+TEST_F(StoreTest, BranchIsAConsistentPointAndIsolated) {
+  ASSERT_TRUE(store_->create_volume("base", mib(16)).is_ok());
+  auto a = pattern(mib(2), 1);
+  write("base", 0, a);
+  ASSERT_TRUE(store_->branch("child", "base").is_ok());
+  auto b = pattern(kB * 3, 99);
+  write("child", kB * 10, b);
+  write("base", kB * 20, b);
+  EXPECT_EQ(read("child", 0, kB * 10), std::vector<uint8_t>(a.begin(), a.begin() + kB * 10));
+  EXPECT_EQ(read("child", kB * 10, kB * 3), b);
+  EXPECT_EQ(read("child", kB * 20, kB * 3), std::vector<uint8_t>(a.begin() + kB * 20, a.begin() + kB * 23));
+  EXPECT_EQ(read("base", kB * 10, kB * 3), std::vector<uint8_t>(a.begin() + kB * 10, a.begin() + kB * 13));
+  EXPECT_EQ(read("base", kB * 20, kB * 3), b);
+  auto info = store_->info("child");
+  ASSERT_TRUE(info.is_ok());
+  EXPECT_EQ(info->parent, "base");
+  EXPECT_TRUE(store_->verify().is_ok());
+}
+
+TEST_F(StoreTest, UsageSplitsOwnedAndShared) {
+  ASSERT_TRUE(store_->create_volume("p", mib(16)).is_ok());
+  write("p", 0, pattern(kB * 10, 5));
+  ASSERT_TRUE(store_->branch("c", "p").is_ok());
+  write("c", 0, pattern(kB * 3, 77));
+  auto uc = store_->usage("c");
+  ASSERT_TRUE(uc.is_ok());
+  EXPECT_EQ(uc->owned_bytes, kB * 3);
+  EXPECT_EQ(uc->shared_bytes, kB * 7);
+  auto up = store_->usage("p");
+  ASSERT_TRUE(up.is_ok());
+  EXPECT_EQ(up->owned_bytes, kB * 3);  // the three blocks the child replaced are the parent's alone
+  EXPECT_EQ(up->shared_bytes, kB * 7);
+  EXPECT_EQ(up->logical_size_bytes, mib(16));
+}
+
+TEST_F(StoreTest, ParentDeletedWhileChildLivesAndDeepChainsReadTheSame) {
+  ASSERT_TRUE(store_->create_volume("g0", mib(8)).is_ok());
+  auto data = pattern(kB * 4, 9);
+  write("g0", kB * 100, data);
+  std::string prev = "g0";
+  for (int i = 1; i <= 200; i++) {
+    std::string name = "g" + std::to_string(i);
+    ASSERT_TRUE(store_->branch(name, prev).is_ok()) << i;
+    if (i % 50 == 0) write(name, 0, pattern(kB, uint8_t(i)));
+    prev = name;
+  }
+  for (int i = 0; i < 200; i += 2) ASSERT_TRUE(store_->remove("g" + std::to_string(i)).is_ok()) << i;
+  EXPECT_EQ(read("g200", kB * 100, kB * 4), data);
+  EXPECT_EQ(read("g200", 0, kB), pattern(kB, 200));
+  EXPECT_TRUE(store_->verify().is_ok());
+  open();  // and the same after a reopen
+  EXPECT_EQ(read("g200", kB * 100, kB * 4), data);
+  EXPECT_TRUE(store_->verify().is_ok());
+}
+
+TEST_F(StoreTest, SpaceComesBackAfterOverwriteDeleteAndClean) {
+  ASSERT_TRUE(store_->create_volume("v", mib(32)).is_ok());
+  write("v", 0, pattern(mib(8), 1));
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  uint64_t live_first = store_->store_usage().live_bytes;
+  EXPECT_GE(live_first, mib(8));
+  // Overwrite every other block: half of each old segment dies.
+  for (uint64_t b = 0; b < mib(8) / kB; b += 2) write("v", b * kB, pattern(kB, uint8_t(b)));
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  uint64_t segments_before = store_->store_usage().segments_in_use;
+  auto stats = store_->clean(0.75);
+  ASSERT_TRUE(stats.is_ok()) << stats.status().to_string();
+  EXPECT_GT(stats->segments_cleaned, 0u);
+  EXPECT_LT(store_->store_usage().segments_in_use, segments_before);
+  EXPECT_TRUE(store_->verify().is_ok());
+  EXPECT_EQ(read("v", 2 * kB, kB), pattern(kB, 2));
+  auto original = pattern(mib(8), 1);
+  EXPECT_EQ(read("v", 3 * kB, kB), std::vector<uint8_t>(original.begin() + 3 * kB, original.begin() + 4 * kB));
+  ASSERT_TRUE(store_->remove("v").is_ok());
+  EXPECT_EQ(store_->store_usage().live_bytes, 0u);
+  EXPECT_LE(store_->store_usage().segments_in_use, 2u);
+}
+
+TEST_F(StoreTest, FlushedWritesSurviveACrash) {
+  ASSERT_TRUE(store_->create_volume("v", mib(8)).is_ok());
+  auto data = pattern(mib(1), 4);
+  write("v", kB * 7, data);
+  ASSERT_TRUE(store_->flush().is_ok());
+  write("v", 0, pattern(kB, 8));  // not flushed: may or may not survive
+  disk_.crash();
+  open();
+  EXPECT_EQ(read("v", kB * 7, mib(1)), data);
+  EXPECT_TRUE(store_->verify().is_ok());
+}
+
+TEST_F(StoreTest, FlippedDataBitIsReportedNotReturned) {
+  ASSERT_TRUE(store_->create_volume("v", mib(8)).is_ok());
+  write("v", 0, pattern(mib(4), 4));
+  ASSERT_TRUE(store_->remove("v").is_ok());  // leaves only dead blocks behind...
+  ASSERT_TRUE(store_->create_volume("w", mib(1)).is_ok());
+  ASSERT_TRUE(store_->clean(1.0).is_ok());
+  write("w", 0, pattern(mib(1), 6));  // ...then one megabyte of live data
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  std::vector<uint8_t> out(mib(1));
+  int corruptions = 0;
+  for (int round = 0; round < 20; round++) {
+    disk_.flip_random_bit_in_used_block();
+    store_.reset();
+    auto r = Store::open(disk_.mount(), options_, true);
+    if (!r.is_ok()) {
+      EXPECT_EQ(r.status().code(), Code::kCorruption);
+      return;
+    }
+    store_ = std::move(r).value();
+    Status s = store_->read(id("w"), 0, out);
+    if (s.is_ok()) {
+      EXPECT_EQ(out, pattern(mib(1), 6)) << "wrong data returned after a bit flip";
+    } else {
+      EXPECT_EQ(s.code(), Code::kCorruption);
+      corruptions++;
+    }
+  }
+  EXPECT_GT(corruptions, 0);
+}
+
+TEST(FileStore, PersistsAcrossReopenAndGrows) {
+  std::string dir = std::filesystem::temp_directory_path() / ("arbor-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  StoreOptions options;
+  options.segment_size_bytes = mib(4);
+  auto data = pattern(mib(3), 11);
+  {
+    auto backend = FileSegmentBackend::open(dir);
+    ASSERT_TRUE(backend.is_ok());
+    auto store = Store::open(std::move(backend).value(), options, true);
+    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+    ASSERT_TRUE((*store)->create_volume("f", mib(8)).is_ok());
+    auto id = (*store)->open_volume("f");
+    ASSERT_TRUE((*store)->write(*id, mib(1), data).is_ok());
+    ASSERT_TRUE((*store)->flush().is_ok());
+    ASSERT_TRUE((*store)->resize("f", gib(2)).is_ok());
+    ASSERT_TRUE((*store)->write(*id, gib(2) - kB, pattern(kB, 1)).is_ok());
+    ASSERT_TRUE((*store)->flush().is_ok());
+    (*store)->close_volume(*id);
+  }
+  {
+    auto backend = FileSegmentBackend::open(dir);
+    ASSERT_TRUE(backend.is_ok());
+    auto store = Store::open(std::move(backend).value(), options, false);
+    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+    auto id = (*store)->open_volume("f");
+    ASSERT_TRUE(id.is_ok());
+    std::vector<uint8_t> out(mib(3));
+    ASSERT_TRUE((*store)->read(*id, mib(1), out).is_ok());
+    EXPECT_EQ(out, data);
+    std::vector<uint8_t> tail(kB);
+    ASSERT_TRUE((*store)->read(*id, gib(2) - kB, tail).is_ok());
+    EXPECT_EQ(tail, pattern(kB, 1));
+    EXPECT_TRUE((*store)->verify().is_ok());
+    (*store)->close_volume(*id);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace arbor
+
+namespace arbor {
+namespace {
+
+TEST_F(StoreTest, TrimOfParentLeavesBranchesOfItsSnapshotIntact) {
+  ASSERT_TRUE(store_->create_volume("v", mib(8)).is_ok());
+  auto data = pattern(mib(2), 3);
+  write("v", 0, data);
+  ASSERT_TRUE(store_->branch("b", "v").is_ok());
+  ASSERT_TRUE(store_->snapshot("b@s").is_ok());
+  ASSERT_TRUE(store_->branch("c", "b@s").is_ok());
+  write("c", 276 * kB, pattern(4 * kB, 9));
+  write("v", 26 * kB, pattern(kB, 5));
+  ASSERT_TRUE(store_->trim(id("v"), 260 * kB, 46 * kB).is_ok());
+  EXPECT_EQ(read("c", 297 * kB, kB), std::vector<uint8_t>(data.begin() + 297 * kB, data.begin() + 298 * kB));
+  EXPECT_TRUE(store_->verify().is_ok());
+  disk_.crash();
+  open();
+  EXPECT_EQ(read("c", 297 * kB, kB), std::vector<uint8_t>(data.begin() + 297 * kB, data.begin() + 298 * kB));
+  EXPECT_TRUE(store_->verify().is_ok());
+}
+
+}  // namespace
+}  // namespace arbor
