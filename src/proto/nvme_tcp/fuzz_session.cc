@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "proto/nvme_tcp/session.h"
-#include "proto/nvme_tcp/test_catalog.h"
+#include "proto/memory_export.h"
 #include "util/check.h"
 #include "util/crc32c.h"
 #include "util/encoding.h"
@@ -25,7 +25,7 @@ namespace {
 constexpr char kHost[] = "nqn.2014-08.org.nvmexpress:uuid:fuzz";
 
 struct World {
-  TestCatalog catalog;
+  proto::MemoryCatalog catalog;
   StaticHostAllowList allow;
   TargetContext ctx;
   World() {

@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "proto/nvme_tcp/test_catalog.h"
+#include "proto/memory_export.h"
 #include "util/crc32c.h"
 #include "util/encoding.h"
 
@@ -209,7 +209,7 @@ class SessionTest : public ::testing::Test {
     return q;
   }
 
-  TestCatalog catalog;
+  proto::MemoryCatalog catalog;
   StaticHostAllowList allow;
   TargetContext ctx;
 };

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "proto/nvme_tcp/nvme_wire.h"
-#include "proto/nvme_tcp/test_catalog.h"
+#include "proto/memory_export.h"
 #include "util/encoding.h"
 
 namespace arbor::nvme_tcp {
@@ -107,7 +107,7 @@ std::vector<uint8_t> connect_data(const std::string& nqn, uint16_t cntlid) {
 uint16_t status_of(const std::vector<uint8_t>& resp) { return resp.size() >= 24 ? uint16_t(get_u16(&resp[22]) >> 1) : 0xFFFF; }
 
 TEST(NvmeTcpTarget, ServesOverSocketsAndSurvivesABadPeer) {
-  TestCatalog catalog;
+  proto::MemoryCatalog catalog;
   catalog.add("vol", 1 << 20);
   StaticHostAllowList allow;
   NvmeTcpOptions opts;
@@ -184,7 +184,7 @@ TEST(NvmeTcpTarget, ServesOverSocketsAndSurvivesABadPeer) {
 }
 
 TEST(NvmeTcpTarget, RefusesBadListenAddresses) {
-  TestCatalog catalog;
+  proto::MemoryCatalog catalog;
   StaticHostAllowList allow;
   NvmeTcpOptions opts;
   opts.io_listen = "not-an-address";

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "proto/nvme_tcp/target.h"
-#include "proto/nvme_tcp/test_catalog.h"
+#include "proto/memory_export.h"
 
 using namespace arbor;
 using namespace arbor::nvme_tcp;
@@ -27,7 +27,7 @@ static int usage() {
 
 int main(int argc, char** argv) {
   NvmeTcpOptions opts;
-  TestCatalog catalog;
+  proto::MemoryCatalog catalog;
   StaticHostAllowList allow;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
