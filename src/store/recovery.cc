@@ -6,8 +6,6 @@
 // its checksum (a torn record ends the log). Segments that neither the checkpoint nor the replay
 // know are leftovers of a crash and are deleted after the recovery checkpoint.
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 
 #include "store/checkpoint_format.h"
@@ -103,11 +101,6 @@ Status Store::Impl::recover(const Superblock& sb) {
       index = 0;
       continue;
     }
-    if (std::getenv("ARBOR_DEBUG_RECOVERY")) {
-      std::fprintf(stderr, "  replay seq %llu kind %d entries %zu first vol %llu a %llu b %llu\n", (unsigned long long)h->sequence,
-                   int(h->kind), h->entries.size(), h->entries.empty() ? 0ull : (unsigned long long)h->entries[0].volume,
-                   h->entries.empty() ? 0ull : (unsigned long long)h->entries[0].a, h->entries.empty() ? 0ull : (unsigned long long)h->entries[0].b);
-    }
     if (h->kind == RecordKind::kWrite) {
       data.resize(size_t(h->payload_blocks) * kBlockSizeBytes);
       if (h->entries.size() != h->payload_blocks) break;
@@ -145,11 +138,6 @@ Status Store::Impl::recover(const Superblock& sb) {
     expected++;
   }
 
-  if (std::getenv("ARBOR_DEBUG_RECOVERY")) {
-    std::fprintf(stderr, "recover: ckpt seq %llu at seg %llu idx %u; replay ended expecting %llu at seg %llu idx %u; max seen %llu\n",
-                 (unsigned long long)ck.sequence, (unsigned long long)ck_seg, index_of(sb.checkpoint_at),
-                 (unsigned long long)expected, (unsigned long long)seg, index, (unsigned long long)max_sequence_seen);
-  }
   // 5. Resume after everything seen, and make the replayed state a checkpoint of its own.
   std::vector<LogSegment> restored;
   for (auto& [id, s] : segs) restored.push_back(s);
