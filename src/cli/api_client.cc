@@ -39,7 +39,7 @@ std::string path_escape(const std::string& name) {
 struct ApiClient::Impl {
   explicit Impl(const std::string& path) : http(path) {
     http.set_address_family(AF_UNIX);
-    http.set_keep_alive(true);
+    http.set_keep_alive(false);  // a CLI call makes few requests; idle keep-alives delay daemon stop
     http.set_connection_timeout(5, 0);
     http.set_read_timeout(3600, 0);  // an import's final flush or a large clean may take a while
     http.set_write_timeout(3600, 0);

@@ -26,8 +26,9 @@ Status remove(const Context& ctx, const std::string& name);
 Status usage(const Context& ctx, const std::string& name);
 Status resize(const Context& ctx, const std::string& name, const std::string& size);
 Status clean(const Context& ctx, double max_live_fraction);
+// Writes FILE into NAME at byte `offset` (creating NAME, sized for the file or --size, if absent).
 Status import_file(const Context& ctx, const std::string& name, const std::string& file,
-                   const std::string& size);
+                   const std::string& size, const std::string& offset);
 Status export_file(const Context& ctx, const std::string& name, const std::string& file);
 Status attach(const Context& ctx, const std::string& name);
 Status detach(const Context& ctx, const std::string& name);

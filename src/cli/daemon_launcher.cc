@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace arbor::cli {
@@ -134,7 +135,13 @@ Result<Json> start_daemon(const std::string& store_dir, const std::vector<std::s
 Result<ApiClient> connect(const std::string& store_dir, bool autostart) {
   if (!daemon_running(store_dir)) {
     if (!autostart) return io_error("arbord is not running on " + store_dir);
-    auto started = start_daemon(store_dir, {});
+    // $ARBORD_OPTS: extra arbord flags for a daemon arbor starts on its own (e.g. other ports).
+    std::vector<std::string> args;
+    if (const char* opts = std::getenv("ARBORD_OPTS")) {
+      std::istringstream words(opts);
+      for (std::string w; words >> w;) args.push_back(w);
+    }
+    auto started = start_daemon(store_dir, args);
     if (!started) return started.status();
   }
   return ApiClient(socket_path(store_dir));

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "Print the API's JSON instead of text");
 
   std::function<arbor::Status(const Context&)> run;
-  std::string name, name2, size, file;
+  std::string name, name2, size, file, offset;
   double fraction = 0.5;
 
   auto* volume = app.add_subcommand("volume", "Create, inspect, resize and delete volumes");
@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
   imp->add_option("NAME", name)->required();
   imp->add_option("FILE", file)->required();
   imp->add_option("--size", size, "Size of the volume when import creates it (default: the file's)");
-  imp->callback([&] { run = [&](const Context& c) { return import_file(c, name, file, size); }; });
+  imp->add_option("--offset", offset, "Byte offset in the volume to write the file at (e.g. 1M)");
+  imp->callback([&] { run = [&](const Context& c) { return import_file(c, name, file, size, offset); }; });
   auto* exp = app.add_subcommand("export", "Copy a volume or snapshot into a file");
   exp->add_option("NAME", name)->required();
   exp->add_option("FILE", file)->required();

@@ -46,7 +46,13 @@ bool all_zero(const char* p, size_t n) {
 }  // namespace
 
 Status import_file(const Context& ctx, const std::string& name, const std::string& file,
-                   const std::string& size) {
+                   const std::string& size, const std::string& offset_text) {
+  uint64_t offset = 0;
+  if (!offset_text.empty()) {
+    auto parsed = parse_size_bytes(offset_text);
+    if (!parsed) return invalid_argument("--offset " + offset_text + ": " + parsed.status().message());
+    offset = *parsed;
+  }
   Fd in;
   in.fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (in.fd < 0) return errno_status(errno, "cannot open " + file);
@@ -71,7 +77,7 @@ Status import_file(const Context& ctx, const std::string& name, const std::strin
       return existing.status();
     }
     // A new volume sized for the file (or --size), rounded up to whole blocks.
-    uint64_t bytes = (length + kBlockSizeBytes - 1) / kBlockSizeBytes * kBlockSizeBytes;
+    uint64_t bytes = (offset + length + kBlockSizeBytes - 1) / kBlockSizeBytes * kBlockSizeBytes;
     if (!size.empty()) {
       auto parsed = parse_size_bytes(size);
       if (!parsed) return invalid_argument("--size " + size + ": " + parsed.status().message());
@@ -86,15 +92,16 @@ Status import_file(const Context& ctx, const std::string& name, const std::strin
     return read_only("'" + name + "' is a snapshot; snapshots are read-only");
   }
   uint64_t volume_size = v.value("size_bytes", uint64_t(0));
-  if (length > volume_size) {
+  if (offset + length > volume_size) {
     return out_of_range(file + " (" + format_size_bytes(length) + ") does not fit in '" + name +
-                        "' (" + format_size_bytes(volume_size) + "); grow it with arbor resize");
+                        "' (" + format_size_bytes(volume_size) + ") at offset " +
+                        std::to_string(offset) + "; grow it with arbor resize");
   }
 
   Progress progress("importing " + name, length);
   int fd = in.fd;
   auto r = api.upload(
-      path + "/data", length,
+      path + "/data?offset=" + std::to_string(offset), length,
       [fd](uint64_t offset, char* buf, size_t len) -> ssize_t {
         size_t got = 0;
         while (got < len) {

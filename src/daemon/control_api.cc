@@ -164,9 +164,12 @@ class ImportWriter {
 
 // Keeps a volume open for the length of a transfer (so it cannot be deleted under it).
 struct OpenVolume {
+  OpenVolume(Store& s, VolumeId v) : store(s), id(v) {}
+  OpenVolume(const OpenVolume&) = delete;
+  OpenVolume& operator=(const OpenVolume&) = delete;
+  ~OpenVolume() { store.close_volume(id); }
   Store& store;
   VolumeId id;
-  ~OpenVolume() { store.close_volume(id); }
 };
 
 }  // namespace
@@ -323,7 +326,7 @@ void ControlApi::Impl::import_data(const httplib::Request& req, httplib::Respons
   Store& store = daemon.store();
   auto id = store.open_volume(name);
   if (!id) return discard(), send_error(res, id.status());
-  OpenVolume hold{store, *id};
+  OpenVolume hold(store, *id);
   ImportWriter writer(store, *id, *offset, info->size_bytes);
   auto t0 = std::chrono::steady_clock::now();
   bool ok = reader([&](const char* data, size_t len) { return writer.add(data, len); });
@@ -358,7 +361,7 @@ void ControlApi::Impl::export_data(const httplib::Request& req, httplib::Respons
   Store& store = daemon.store();
   auto id = store.open_volume(name);
   if (!id) return send_error(res, id.status());
-  auto hold = std::make_shared<OpenVolume>(OpenVolume{store, *id});
+  auto hold = std::make_shared<OpenVolume>(store, *id);
   auto buf = std::make_shared<std::vector<uint8_t>>(kChunkBytes);
   uint64_t base = *offset;
   std::string vol = name;
@@ -383,6 +386,7 @@ Status ControlApi::listen(const std::string& path) {
   impl_->path = path;
   impl_->server.set_address_family(AF_UNIX);
   impl_->server.set_keep_alive_max_count(1000);
+  impl_->server.set_keep_alive_timeout(1);  // bounds how long stop() waits for idle clients
   ::unlink(path.c_str());  // the store lock is ours, so any socket file here is stale
   if (!impl_->server.bind_to_port(path, 80)) return io_error("cannot listen on " + path + ": " + std::strerror(errno));
   return Status::ok();

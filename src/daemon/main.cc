@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
     if (!n) return fail("--nbd-listen: " + n.status().to_string());
     options.frontends.nbd_listen.push_back(*n);
   }
+  if (options.frontends.nbd_listen.empty()) options.frontends.nbd = false;
   options.frontends.nvme = !no_nvme && nvme_listen != "none";
   if (options.frontends.nvme) {
     auto n = normalize_listen(nvme_listen);
