@@ -208,8 +208,8 @@ Result<Json> Daemon::remove(const std::string& name) {
   Status st = store_->remove(name);
   if (!st.is_ok()) {
     if (st.code() == Code::kBusy) {
-      return busy("'" + name + "' is in use (open by " + std::to_string(info.open_count) +
-                  " export or transfer); close it first");
+      return busy("'" + name + "' is in use (" + std::to_string(info.open_count) +
+                  " open NBD/NVMe connections or transfers); close them first");
     }
     return st;
   }

@@ -2,7 +2,7 @@
 # an arbord with NBD on a unix socket only and no NVMe/TCP, so tests never fight over ports.
 # Usage in a test: source "$(dirname "$0")/lib.sh" "$@"   (first argument: the arbor binary)
 set -euo pipefail
-ARBOR=${1:?usage: $0 /path/to/arbor}
+ARBOR=$(readlink -f "${1:?usage: $0 /path/to/arbor}")
 WORK=$(mktemp -d /tmp/arbor-cli-test.XXXXXX)
 export ARBOR_HOME=$WORK/store
 export ARBORD_OPTS="--nbd-listen unix://$ARBOR_HOME/nbd.sock --no-nvme"
@@ -13,7 +13,7 @@ cleanup() {
   if [ -n "${CLEANUP_HOOK:-}" ]; then eval "$CLEANUP_HOOK" || true; fi
   "$ARBOR" daemon stop >/dev/null 2>&1 || true
   if [ -n "$DAEMON_PID" ] && alive "$DAEMON_PID"; then kill -9 "$DAEMON_PID" 2>/dev/null || true; fi
-  if [ $rc -ne 0 ] && [ -f "$ARBOR_HOME/arbord.log" ]; then
+  if [ $rc -ne 0 ] && [ -f "${ARBOR_HOME:-/nonexistent}/arbord.log" ]; then
     echo "--- arbord.log (last 20 lines)" >&2
     tail -20 "$ARBOR_HOME/arbord.log" >&2
   fi
