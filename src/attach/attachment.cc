@@ -1,6 +1,7 @@
 #include "attach/attachment.h"
 
 #include <signal.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,6 +116,54 @@ Status detach(const Attachment& a) {
   }
   rmdir(a.mount_dir.c_str());
   return Status::ok();
+}
+
+}  // namespace arbor::attach
+
+namespace arbor::attach {
+
+std::vector<std::string> cleanup_stale(const std::string& attach_dir) {
+  std::vector<std::string> report;
+  DIR* dir = opendir(attach_dir.c_str());
+  if (!dir) return report;
+  std::vector<std::string> names;
+  while (dirent* e = readdir(dir)) {
+    std::string n = e->d_name;
+    if (n != "." && n != ".." && e->d_type == DT_DIR) names.push_back(n);
+  }
+  closedir(dir);
+  for (const auto& name : names) {
+    std::string mount_dir = attach_dir + "/" + name;
+    std::string file = mount_dir + "/disk";
+    bool left_mounted = false;
+    auto loops = run_process({"losetup", "-n", "-O", "NAME", "-j", file});
+    if (loops && loops->exit_code == 0) {
+      size_t pos = 0;
+      const std::string& out = loops->out;
+      while (pos < out.size()) {
+        size_t end = out.find('\n', pos);
+        if (end == std::string::npos) end = out.size();
+        std::string device = out.substr(pos, end - pos);
+        pos = end + 1;
+        while (!device.empty() && isspace(static_cast<unsigned char>(device.back()))) device.pop_back();
+        if (device.empty()) continue;
+        if (device_mounted(device)) {
+          report.push_back("stale attachment of " + name + " at " + device +
+                           " is still mounted; unmount it, then losetup -d " + device);
+          left_mounted = true;
+          continue;
+        }
+        auto r = run_process({"losetup", "-d", device});
+        report.push_back((r && r->exit_code == 0 ? "removed stale loop device " : "could not remove stale loop device ") +
+                         device + " of " + name);
+      }
+    }
+    if (left_mounted) continue;
+    auto r = run_process({"fusermount3", "-u", "-z", mount_dir});
+    if (r && r->exit_code == 0) report.push_back("unmounted stale FUSE mount " + mount_dir);
+    rmdir(mount_dir.c_str());
+  }
+  return report;
 }
 
 }  // namespace arbor::attach

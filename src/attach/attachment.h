@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
@@ -43,5 +44,10 @@ Result<Attachment> attach(const AttachRequest& request);
 // Removes the loop device, unmounts the FUSE file and reaps nbdfuse. Refuses (kBusy) while the
 // loop device is mounted or held open exclusively.
 Status detach(const Attachment& attachment);
+
+// After a crash of the process that made them: removes loop devices over `attach_dir`/*/disk and
+// unmounts the FUSE mounts there, so a restarted daemon starts with no attachments. Devices still
+// mounted are left alone and reported. Returns one line per thing it did or could not do.
+std::vector<std::string> cleanup_stale(const std::string& attach_dir);
 
 }  // namespace arbor::attach

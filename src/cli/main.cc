@@ -3,6 +3,8 @@
 // With no configuration it uses the store under ./arbor-data (or $ARBOR_HOME, or --store) and
 // starts arbord there when none runs. Exit 0 on success; on failure one line on stderr,
 // "arbor: error: ...", and exit 1 (2 for a command-line mistake).
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <functional>
@@ -12,6 +14,7 @@
 
 int main(int argc, char** argv) {
   using namespace arbor::cli;
+  signal(SIGPIPE, SIG_IGN);  // a daemon gone mid-transfer is an error line, not a silent death
   CLI::App app{"arbor: copy-on-write branchable block volumes"};
   app.require_subcommand(1);
   app.fallthrough(true);

@@ -71,6 +71,8 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonOptions& options) {
   if (!store) return store.status();
   d->store_ = std::move(store).value();
   d->exports_ = std::make_unique<StoreExports>(*d->store_);
+  // Attachments do not outlive the daemon that made them; clear what a crash left behind.
+  for (const auto& line : attach::cleanup_stale(options.store_dir + "/attach")) spdlog::warn("{}", line);
   RETURN_IF_ERROR(d->frontends_.start(d->options_.frontends, *d->exports_));
   for (const auto& e : d->frontends_.endpoints()) spdlog::info("serving {} on {}", e.protocol, e.uri);
   return d;

@@ -50,4 +50,14 @@ e2fsck -fn "$dev2" || fail "e2fsck on the branch"
 CLEANUP_HOOK=""
 "$ARBOR" delete pg >/dev/null || fail "delete after detach"
 [ -z "$(ls -A "$ARBOR_HOME/attach" 2>/dev/null)" ] || fail "attach mountpoints left behind"
+
+step "kill -9 of arbord with an attachment: the next arbord clears the stale loop device and mount"
+dev3=$("$ARBOR" attach pg2)
+kill -9 "$DAEMON_PID"
+for _ in $(seq 1000); do alive "$DAEMON_PID" || break; sleep 0.01; done
+start_daemon
+! losetup -j "$ARBOR_HOME/attach/pg2/disk" | grep -q . || fail "stale loop device $dev3 left behind"
+! grep -q " $ARBOR_HOME/attach/pg2 " /proc/mounts || fail "stale FUSE mount left behind"
+grep -q "stale" "$ARBOR_HOME/arbord.log" || fail "cleanup not logged"
+"$ARBOR" delete pg2 >/dev/null || fail "delete after the stale attachment was cleared"
 echo PASS
