@@ -68,7 +68,10 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonOptions& options) {
   std::unique_ptr<Daemon> d(new Daemon(options));
   if (d->options_.control_socket.empty()) d->options_.control_socket = options.store_dir + "/arbord.sock";
   auto store = open_store_directory(options.store_dir, options.store);
-  if (!store) return store.status();
+  if (!store) {
+    return Status(store.status().code(),
+                  "cannot open store " + options.store_dir + ": " + store.status().message());
+  }
   d->store_ = std::move(store).value();
   d->exports_ = std::make_unique<StoreExports>(*d->store_);
   // Attachments do not outlive the daemon that made them; clear what a crash left behind.

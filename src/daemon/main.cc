@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
 
   spdlog::info("arbord {} starting on store {}", getpid(), store_dir);
   auto daemon = Daemon::start(options);
-  if (!daemon) return fail("cannot open store " + store_dir + ": " + daemon.status().to_string());
+  if (!daemon) return fail(daemon.status().to_string());
   Daemon& d = **daemon;
 
   ControlApi api(d);
