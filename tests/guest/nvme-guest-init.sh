@@ -44,15 +44,21 @@ cat /tmp/disc.txt | grep -E 'subnqn|trsvcid' | sed 's/^/GUEST-DISC /'
 if grep -q "${PFX}vol1\$" /tmp/disc.txt && grep -q "${PFX}vol1@snap1" /tmp/disc.txt && ! grep -q "${PFX}secret" /tmp/disc.txt; then
   ok discover; else bad discover "log page: $(grep -c subnqn /tmp/disc.txt) entries"; fi
 
+# 1b. the log page entries are usable as they stand: connect-all reaches both listed subsystems.
+nvme connect-all -v -t tcp -a $A -s $D --hostnqn=$HOSTNQN --hostid=$HOSTID > /tmp/ca.txt 2>&1
+if dev_for ${PFX}vol1 > /dev/null && dev_for ${PFX}vol1@snap1 > /dev/null; then ok connect-all; else bad connect-all "$(tail -2 /tmp/ca.txt)"; cat /tmp/ca.txt | sed "s/^/GUEST-CA /"; dmesg | tail -6 | sed "s/^/GUEST-DMESG /"; fi
+nvme disconnect -n ${PFX}vol1 > /dev/null 2>&1; nvme disconnect -n ${PFX}vol1@snap1 > /dev/null 2>&1
+sleep 1
+
 # 2. header + data digests, 2 I/O queues, fio verify at iodepth 1 and 32.
 if conn ${PFX}vol1 --hdr-digest --data-digest --nr-io-queues=2; then
   DEV=$(dev_for ${PFX}vol1) && ok connect-digest $DEV || bad connect-digest "no device"
   nvme list | sed 's/^/GUEST-LIST /'
   SZ=$(cat /sys/block/$(basename $DEV)/size); [ "$SZ" = 524288 ] && ok size 256MiB || bad size "$SZ sectors"
   dmesg | grep -E 'nvme.*(queues|digest)' | tail -3 | sed 's/^/GUEST-DMESG /'
+  dmesg | grep -q 'creating 2 I/O queues' && ok io-queues-2 || bad io-queues-2 "$(dmesg | grep 'I/O queues' | tail -1)"
   $H $FIOV --filename=$DEV --rw=randwrite --iodepth=1 > /tmp/fio1.txt 2>&1 && ok fio-verify-qd1-digest || { bad fio-verify-qd1-digest; tail -5 /tmp/fio1.txt; }
   $H $FIOV --filename=$DEV --rw=randwrite --iodepth=32 --numjobs=2 --offset_increment=64m > /tmp/fio32.txt 2>&1 && ok fio-verify-qd32-2jobs-digest || { bad fio-verify-qd32-2jobs-digest; tail -5 /tmp/fio32.txt; }
-  Q=$(ls -d /sys/class/nvme/nvme*/device 2>/dev/null | wc -l)
   nvme disconnect -n ${PFX}vol1 > /dev/null && ok disconnect-digest || bad disconnect-digest
 else bad connect-digest "nvme connect failed"; fi
 

@@ -47,7 +47,7 @@ fi
 
 # ---- target on free ports
 OUT=$CACHE/target.log
-"$TARGET" --listen 127.0.0.1:0 --discovery 127.0.0.1:0 \
+"$TARGET" --listen 127.0.0.1:0 --discovery 127.0.0.1:0 --advertise 10.0.2.2 \
   --export vol1=256 --export vol1@snap1=64:ro --export secret=64 \
   --allow "secret=nqn.2014-08.org.nvmexpress:uuid:6c0a3a1e-0000-4000-8000-0000000000ff" > "$OUT" 2>&1 &
 TPID=$!
@@ -71,7 +71,7 @@ log "qemu exit $QRC after $((T1 - T0)) s"
 if ! kill -0 $TPID 2>/dev/null; then log "target died: $(tail -5 "$OUT")"; exit 1; fi
 
 fail=0
-for step in discover connect-digest size fio-verify-qd1-digest fio-verify-qd32-2jobs-digest disconnect-digest \
+for step in discover connect-all connect-digest size io-queues-2 fio-verify-qd1-digest fio-verify-qd32-2jobs-digest disconnect-digest \
             connect-plain fio-verify-qd32-plain mkfs mount umount e2fsck-clean disconnect-plain reconnect \
             data-intact-after-reconnect e2fsck-clean-after-reconnect refused-host allowed-host snapshot-read-only; do
   if grep -q "^GUEST-OK $step\b" "$SERIAL"; then echo "PASS $step"; else echo "FAIL $step"; fail=1; fi

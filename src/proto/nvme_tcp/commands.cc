@@ -399,7 +399,9 @@ std::vector<uint8_t> Session::discovery_log() const {
     e[0] = 3;                        // TRTYPE: TCP
     e[1] = 1;                        // ADRFAM: IPv4
     e[2] = 2;                        // SUBTYPE: NVMe subsystem
-    e[3] = 0x02;                     // TREQ: secure channel not required
+    // TREQ 0: "not specified". (02h "not required" makes libnvme 1.3 ask a 6.1 kernel for TLS, which
+    // it does not know: connect-all then fails with EINVAL.)
+    e[3] = 0;
     put_u16(e + 4, 1);               // PORTID
     put_u16(e + 6, kCntlidDynamic);  // CNTLID
     put_u16(e + 8, 32);              // ASQSZ
