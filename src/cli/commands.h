@@ -15,6 +15,9 @@ namespace arbor::cli {
 struct Context {
   std::string store_dir;  // resolved: --store, $ARBOR_HOME, ./arbor-data
   bool json = false;
+  // import/export data path: "auto" (NBD unix socket when arbord serves one, else HTTP), "nbd",
+  // "http".
+  std::string via = "auto";
 };
 
 Status volume_create(const Context& ctx, const std::string& name, const std::string& size);

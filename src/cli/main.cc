@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   app.add_option("--store", store_flag, "Store directory (default $ARBOR_HOME, else ./arbor-data)");
   app.add_flag("--json", json, "Print the API's JSON instead of text");
 
+  std::string via = "auto";
   std::function<arbor::Status(const Context&)> run;
   std::string name, name2, size, file, offset;
   double fraction = 0.5;
@@ -82,10 +83,12 @@ int main(int argc, char** argv) {
   imp->add_option("FILE", file)->required();
   imp->add_option("--size", size, "Size of the volume when import creates it (default: the file's)");
   imp->add_option("--offset", offset, "Byte offset in the volume to write the file at (e.g. 1M)");
+  imp->add_option("--via", via, "Data path: auto (NBD unix socket if served), nbd, http")->capture_default_str();
   imp->callback([&] { run = [&](const Context& c) { return import_file(c, name, file, size, offset); }; });
   auto* exp = app.add_subcommand("export", "Copy a volume or snapshot into a file");
   exp->add_option("NAME", name)->required();
   exp->add_option("FILE", file)->required();
+  exp->add_option("--via", via, "Data path: auto (NBD unix socket if served), nbd, http")->capture_default_str();
   exp->callback([&] { run = [&](const Context& c) { return export_file(c, name, file); }; });
   auto* cln = app.add_subcommand("clean", "Run the segment cleaner");
   cln->add_option("--max-live-fraction", fraction, "Clean segments at most this full")
@@ -140,6 +143,7 @@ int main(int argc, char** argv) {
   Context ctx;
   ctx.store_dir = resolve_store_dir(store_flag);
   ctx.json = json;
+  ctx.via = via;
   arbor::Status st = run ? run(ctx) : arbor::invalid_argument("no command given");
   if (!st.is_ok()) {
     std::string message = st.to_string();

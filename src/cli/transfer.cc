@@ -13,6 +13,9 @@
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/daemon_launcher.h"
+#ifdef ARBOR_CLI_HAVE_LIBNBD
+#include "cli/nbd_transfer.h"
+#endif
 #include "cli/progress.h"
 #include "util/human_size.h"
 #include "util/units.h"
@@ -41,6 +44,42 @@ bool all_zero(const char* p, size_t n) {
   for (; i < n; i++)
     if (p[i]) return false;
   return true;
+}
+
+// The NBD unix socket to move data through, "" for HTTP.
+Result<std::string> data_socket(const Context& ctx, ApiClient& api) {
+  if (ctx.via == "http") return std::string();
+  if (ctx.via != "auto" && ctx.via != "nbd") {
+    return invalid_argument("--via " + ctx.via + ": use auto, nbd or http");
+  }
+#ifdef ARBOR_CLI_HAVE_LIBNBD
+  ASSIGN_OR_RETURN(auto status, api.get("/v1/daemon/status"));
+  const std::string prefix = "nbd+unix:///?socket=";
+  for (const auto& e : status["endpoints"]) {
+    std::string uri = e.value("uri", "");
+    if (uri.rfind(prefix, 0) == 0) return uri.substr(prefix.size());
+  }
+  if (ctx.via == "nbd") return not_supported("arbord serves no NBD unix socket (--via nbd)");
+  return std::string();
+#else
+  if (ctx.via == "nbd") return not_supported("this arbor was built without libnbd (--via nbd)");
+  return std::string();
+#endif
+}
+
+Status finish_export(const Context& ctx, const std::string& name, const std::string& file, int fd,
+                     uint64_t length, bool sparse, double secs, const std::string& via) {
+  if (sparse && ftruncate(fd, off_t(length)) != 0) return errno_status(errno, "cannot size " + file);
+  if (fsync(fd) != 0 && errno != EINVAL) return errno_status(errno, "cannot sync " + file);
+  if (ctx.json) {
+    Json j{{"name", name}, {"file", file}, {"bytes", length}, {"seconds", secs}, {"via", via}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return Status::ok();
+  }
+  std::printf("exported %s (%s) to %s in %.2f s (%s, via %s)\n", name.c_str(),
+              format_size_bytes(length).c_str(), file.c_str(), secs, rate(length, secs).c_str(),
+              via.c_str());
+  return Status::ok();
 }
 
 }  // namespace
@@ -98,32 +137,47 @@ Status import_file(const Context& ctx, const std::string& name, const std::strin
                         std::to_string(offset) + "; grow it with arbor resize");
   }
 
+  ASSIGN_OR_RETURN(std::string socket, data_socket(ctx, api));
   Progress progress("importing " + name, length);
-  int fd = in.fd;
-  auto r = api.upload(
-      path + "/data?offset=" + std::to_string(offset), length,
-      [fd](uint64_t offset, char* buf, size_t len) -> ssize_t {
-        size_t got = 0;
-        while (got < len) {
-          ssize_t n = pread(fd, buf + got, len - got, off_t(offset + got));
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) break;
-          got += size_t(n);
-        }
-        return got == 0 ? -1 : ssize_t(got);
-      },
-      [&](uint64_t done) { progress.update(done); });
+  Json result;
+#ifdef ARBOR_CLI_HAVE_LIBNBD
+  if (!socket.empty()) {
+    auto r = nbd_import(socket, name, in.fd, offset, length, [&](uint64_t done) { progress.update(done); });
+    if (!r) return progress.finish(), r.status();
+    result = Json{{"name", name}, {"offset_bytes", offset}, {"bytes", r->bytes},
+                  {"zero_bytes", r->zero_bytes}, {"via", "nbd"}};
+  }
+#endif
+  if (socket.empty()) {
+    int fd = in.fd;
+    auto r = api.upload(
+        path + "/data?offset=" + std::to_string(offset), length,
+        [fd](uint64_t off, char* buf, size_t len) -> ssize_t {
+          size_t got = 0;
+          while (got < len) {
+            ssize_t n = pread(fd, buf + got, len - got, off_t(off + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            got += size_t(n);
+          }
+          return got == 0 ? -1 : ssize_t(got);
+        },
+        [&](uint64_t done) { progress.update(done); });
+    if (!r) return progress.finish(), r.status();
+    result = *r;
+    result["via"] = "http";
+  }
   double secs = progress.finish();
-  if (!r) return r.status();
   if (ctx.json) {
-    Json j = *r;
+    Json j = result;
     j["created"] = created;
     j["seconds"] = secs;
     std::printf("%s\n", j.dump(2).c_str());
     return Status::ok();
   }
-  std::printf("imported %s into %s%s in %.2f s (%s)\n", format_size_bytes(length).c_str(),
-              name.c_str(), created ? " (new volume)" : "", secs, rate(length, secs).c_str());
+  std::printf("imported %s into %s%s in %.2f s (%s, via %s)\n", format_size_bytes(length).c_str(),
+              name.c_str(), created ? " (new volume)" : "", secs, rate(length, secs).c_str(),
+              result.value("via", "").c_str());
   return Status::ok();
 }
 
@@ -141,7 +195,16 @@ Status export_file(const Context& ctx, const std::string& name, const std::strin
   bool sparse = S_ISREG(st.st_mode);
   if (sparse && ftruncate(out.fd, 0) != 0) return errno_status(errno, "cannot truncate " + file);
 
+  ASSIGN_OR_RETURN(std::string socket, data_socket(ctx, api));
+  std::string via = socket.empty() ? "http" : "nbd";
   Progress progress("exporting " + name, length);
+#ifdef ARBOR_CLI_HAVE_LIBNBD
+  if (!socket.empty()) {
+    auto r = nbd_export(socket, name, out.fd, length, sparse, [&](uint64_t done) { progress.update(done); });
+    if (!r) return progress.finish(), r.status();
+    return finish_export(ctx, name, file, out.fd, length, sparse, progress.finish(), via);
+  }
+#endif
   uint64_t pos = 0;
   std::string carry;  // bytes of a block split across two receives
   Status write_status;
@@ -194,15 +257,7 @@ Status export_file(const Context& ctx, const std::string& name, const std::strin
     return io_error("the export of " + name + " stopped at " + std::to_string(received) + " of " +
                     std::to_string(length) + " bytes");
   }
-  if (sparse && ftruncate(out.fd, off_t(length)) != 0) return errno_status(errno, "cannot size " + file);
-  if (fsync(out.fd) != 0 && errno != EINVAL) return errno_status(errno, "cannot sync " + file);
-  if (ctx.json) {
-    std::printf("%s\n", Json{{"name", name}, {"file", file}, {"bytes", length}, {"seconds", secs}}.dump(2).c_str());
-    return Status::ok();
-  }
-  std::printf("exported %s (%s) to %s in %.2f s (%s)\n", name.c_str(),
-              format_size_bytes(length).c_str(), file.c_str(), secs, rate(length, secs).c_str());
-  return Status::ok();
+  return finish_export(ctx, name, file, out.fd, length, sparse, secs, via);
 }
 
 }  // namespace arbor::cli

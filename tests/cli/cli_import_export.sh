@@ -11,12 +11,23 @@ head -c "${MB}M" /dev/urandom >"$WORK/rand"
 "$ARBOR" export rand "$WORK/rand.out"
 cmp "$WORK/rand" "$WORK/rand.out" || fail "random round trip differs"
 
+step "the same through the HTTP data path (--via http) and the NBD one (--via nbd)"
+"$ARBOR" import rand_http "$WORK/rand" --via http | grep -q "via http" || fail "import --via http"
+"$ARBOR" export rand_http "$WORK/rand_http.out" --via http | grep -q "via http" || fail "export --via http"
+cmp "$WORK/rand" "$WORK/rand_http.out" || fail "HTTP round trip differs"
+"$ARBOR" export rand_http "$WORK/rand_nbd.out" --via nbd | grep -q "via nbd" || fail "export --via nbd"
+cmp "$WORK/rand" "$WORK/rand_nbd.out" || fail "HTTP import / NBD export differs"
+
 step "sparse file with an unaligned tail"
 truncate -s 10M "$WORK/sparse"
 printf 'hello' | dd of="$WORK/sparse" bs=1 seek=4097 conv=notrunc status=none
 head -c 8192 /dev/urandom | dd of="$WORK/sparse" bs=4096 seek=1000 conv=notrunc status=none
 head -c 1234 /dev/urandom >>"$WORK/sparse"
 "$ARBOR" import sparse "$WORK/sparse"
+"$ARBOR" import sparse_http "$WORK/sparse" --via http >/dev/null
+"$ARBOR" export sparse_http "$WORK/sparse_http.out" --via http >/dev/null
+cmp -n "$(stat -c %s "$WORK/sparse")" "$WORK/sparse" "$WORK/sparse_http.out" || fail "sparse HTTP round trip differs"
+[ "$(json usage sparse_http | jq .usage.mapped_bytes)" -le $((4 * 4096)) ] || fail "HTTP import stored zero blocks"
 size=$(json info sparse | jq .size_bytes)
 [ $((size % 4096)) -eq 0 ] && [ "$size" -ge "$(stat -c %s "$WORK/sparse")" ] || fail "import-created size $size"
 "$ARBOR" export sparse "$WORK/sparse.out"
