@@ -5,10 +5,11 @@
 //   0  u32 magic 'ARLG'        4  u16 version (1)        6  u16 kind (RecordKind)
 //   8  u64 sequence            16 u64 segment id         24 u32 block index of this header
 //   28 u32 payload_blocks      32 u32 entry_count        36 u32 payload_crc (NODES: 0)
-//   40 u64 subject (REFS: segment id the counts belong to; others 0)
+//   40 u64 subject (reserved, zero)
 //   48 u32 header_crc (crc32c of the 4 KiB with this field zero)    52..63 reserved, zero
 //   64 entries: WRITE/RELOC: 24 bytes {u64 volume, u64 logical block, u32 crc32c, u32 flags}
 //               TRIM: 24 bytes {u64 volume, u64 first logical block, u64 block count}
+//               REFS: 24 bytes {u64 segment id, u64 payload byte offset, u64 byte length}
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ enum class RecordKind : uint16_t {
   kWrite = 1,       // data blocks of volumes, journalled: replayed after the last checkpoint
   kTrim = 2,        // deallocated ranges: replayed
   kNodes = 3,       // block-map nodes (each self-checksummed); reached only through a checkpoint
-  kRefs = 4,        // the reference counts of one segment's blocks (u32 each)
+  kRefs = 4,        // reference counts of up to 168 segments (run-length encoded, see RefTable)
   kCheckpoint = 5,  // the volume table and segment table (docs/format-checkpoint.md)
   kReloc = 6,       // data blocks moved by the cleaner: same entries as WRITE, never replayed
 };

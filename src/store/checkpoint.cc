@@ -20,6 +20,26 @@
 
 namespace arbor {
 
+Status Store::Impl::write_refs(const std::vector<SegmentId>& segments) {
+  for (size_t done = 0; done < segments.size();) {
+    size_t n = std::min<size_t>(kRecordMaxEntries, segments.size() - done);
+    RecordHeader h;
+    h.kind = RecordKind::kRefs;
+    std::vector<uint8_t> payload;
+    for (size_t i = 0; i < n; i++) {
+      size_t start = payload.size();
+      refs.encode_segment(segments[done + i], payload);
+      h.entries.push_back({segments[done + i], start, payload.size() - start});
+    }
+    payload.resize((payload.size() + kBlockSizeBytes - 1) / kBlockSizeBytes * kBlockSizeBytes, 0);
+    h.payload_crc = crc32c(payload.data(), payload.size());
+    ASSIGN_OR_RETURN(PhysicalBlock at, log.append(h, payload));
+    for (size_t i = 0; i < n; i++) refs_at[segments[done + i]] = RefsLocation{at, uint32_t(i)};
+    done += n;
+  }
+  return Status::ok();
+}
+
 Status Store::Impl::checkpoint_locked() {
   Status s = [&]() -> Status {
     RETURN_IF_ERROR(log.commit_open_record());
@@ -33,21 +53,15 @@ Status Store::Impl::checkpoint_locked() {
     }
     // REFS of surviving segments stored inside a dying one must be written again elsewhere.
     for (auto& [id, at] : refs_at) {
-      if (std::find(dead.begin(), dead.end(), segment_of(at)) != dead.end()) refs.mark_dirty(id);
+      if (std::find(dead.begin(), dead.end(), segment_of(at.record)) != dead.end()) refs.mark_dirty(id);
     }
     for (SegmentId id : dead) refs.mark_dirty(id);  // (erased just below: no REFS needed)
 
-    std::vector<SegmentId> to_write(refs.dirty_segments().begin(), refs.dirty_segments().end());
-    for (SegmentId id : to_write) {
-      if (std::find(dead.begin(), dead.end(), id) != dead.end()) continue;
-      std::vector<uint8_t> counts = refs.encode_segment(id);
-      RecordHeader h;
-      h.kind = RecordKind::kRefs;
-      h.subject = id;
-      h.payload_crc = crc32c(counts.data(), counts.size());
-      ASSIGN_OR_RETURN(PhysicalBlock at, log.append(h, counts));
-      refs_at[id] = at;
+    std::vector<SegmentId> to_write;
+    for (SegmentId id : refs.dirty_segments()) {
+      if (std::find(dead.begin(), dead.end(), id) == dead.end()) to_write.push_back(id);
     }
+    RETURN_IF_ERROR(write_refs(to_write));
 
     Checkpoint c;
     c.next_volume_id = next_volume_id;
@@ -65,8 +79,12 @@ Status Store::Impl::checkpoint_locked() {
     for (auto& [id, seg] : log.segments()) {
       if (std::find(dead.begin(), dead.end(), id) != dead.end()) continue;
       auto r = refs_at.find(id);
-      c.segments.push_back({id, seg.written_blocks, seg.first_sequence, seg.last_sequence,
-                            r == refs_at.end() ? PhysicalBlock{} : r->second});
+      CheckpointSegment cs{id, seg.written_blocks, seg.first_sequence, seg.last_sequence};
+      if (r != refs_at.end()) {
+        cs.refs_at = r->second.record;
+        cs.refs_entry = r->second.entry;
+      }
+      c.segments.push_back(cs);
     }
     std::vector<uint8_t> payload = encode_checkpoint(c);
     ARBOR_CHECK(payload.size() <= size_t(payload_blocks) * kBlockSizeBytes);

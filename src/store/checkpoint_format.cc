@@ -12,7 +12,7 @@ namespace arbor {
 // Volume (208 bytes): 0 id, 8 parent_id, 16 size_bytes, 24 root, 32 u8 level, 33 u8 flags
 // (bit 0 snapshot), 34 u16 name length, 36 u32 reserved, 40 created_unix_ms, 48 uuid[16],
 // 64 name[136], 200 u64 reserved.
-// Segment (40 bytes): 0 id, 8 u32 written_blocks, 12 u32 reserved, 16 first_sequence,
+// Segment (40 bytes): 0 id, 8 u32 written_blocks, 12 u32 refs_entry, 16 first_sequence,
 // 24 last_sequence, 32 refs_at.
 std::vector<uint8_t> encode_checkpoint(const Checkpoint& c) {
   size_t bytes = kCheckpointHeaderBytes + c.volumes.size() * kCheckpointVolumeBytes +
@@ -44,6 +44,7 @@ std::vector<uint8_t> encode_checkpoint(const Checkpoint& c) {
   for (const CheckpointSegment& s : c.segments) {
     put_u64(p, s.id);
     put_u32(p + 8, s.written_blocks);
+    put_u32(p + 12, s.refs_entry);
     put_u64(p + 16, s.first_sequence);
     put_u64(p + 24, s.last_sequence);
     put_u64(p + 32, s.refs_at.value);
@@ -85,6 +86,7 @@ Result<Checkpoint> decode_checkpoint(std::span<const uint8_t> bytes) {
     CheckpointSegment s;
     s.id = get_u64(p);
     s.written_blocks = get_u32(p + 8);
+    s.refs_entry = get_u32(p + 12);
     s.first_sequence = get_u64(p + 16);
     s.last_sequence = get_u64(p + 24);
     s.refs_at = PhysicalBlock{get_u64(p + 32)};

@@ -39,7 +39,8 @@ struct CheckpointSegment {
   uint32_t written_blocks = 0;
   uint64_t first_sequence = 0;
   uint64_t last_sequence = 0;
-  PhysicalBlock refs_at;  // REFS record header; null: every count is zero
+  PhysicalBlock refs_at;    // REFS record header; null: every count is zero
+  uint32_t refs_entry = 0;  // which entry of that record
 };
 
 struct Checkpoint {

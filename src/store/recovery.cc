@@ -56,17 +56,27 @@ Status Store::Impl::recover(const Superblock& sb) {
     volumes[v->id] = std::move(v);
   }
   std::map<SegmentId, LogSegment> segs;
+  std::map<uint64_t, std::pair<RecordHeader, std::vector<uint8_t>>> refs_records;  // by address
   for (const CheckpointSegment& cs : c.segments) {
     segs[cs.id] = LogSegment{cs.id, cs.written_blocks, cs.first_sequence, cs.last_sequence, true};
     if (cs.refs_at.is_null()) continue;
-    ASSIGN_OR_RETURN(RecordHeader rh, log.read_header(segment_of(cs.refs_at), index_of(cs.refs_at)));
-    if (rh.kind != RecordKind::kRefs || rh.subject != cs.id) return corruption("checkpoint: REFS record mismatch");
-    std::vector<uint8_t> counts(size_t(rh.payload_blocks) * kBlockSizeBytes);
-    RETURN_IF_ERROR(log.read_blocks(PhysicalBlock{cs.refs_at.value + 1}, counts));
-    if (crc32c(counts.data(), counts.size()) != rh.payload_crc) return corruption("REFS record: checksum mismatch");
-    if (counts.size() < size_t(log.blocks_per_segment()) * 4) return corruption("REFS record: too short");
-    refs.load_segment(cs.id, counts);
-    refs_at[cs.id] = cs.refs_at;
+    auto cached = refs_records.find(cs.refs_at.value);
+    if (cached == refs_records.end()) {
+      ASSIGN_OR_RETURN(RecordHeader rh, log.read_header(segment_of(cs.refs_at), index_of(cs.refs_at)));
+      if (rh.kind != RecordKind::kRefs) return corruption("checkpoint: REFS record expected");
+      std::vector<uint8_t> bytes(size_t(rh.payload_blocks) * kBlockSizeBytes);
+      RETURN_IF_ERROR(log.read_blocks(PhysicalBlock{cs.refs_at.value + 1}, bytes));
+      if (crc32c(bytes.data(), bytes.size()) != rh.payload_crc) return corruption("REFS record: checksum mismatch");
+      cached = refs_records.emplace(cs.refs_at.value, std::make_pair(std::move(rh), std::move(bytes))).first;
+    }
+    const auto& [rh, bytes] = cached->second;
+    if (cs.refs_entry >= rh.entries.size() || rh.entries[cs.refs_entry].volume != cs.id) {
+      return corruption("checkpoint: REFS entry mismatch for segment " + std::to_string(cs.id));
+    }
+    const RecordEntry& e = rh.entries[cs.refs_entry];
+    if (e.a > bytes.size() || e.b > bytes.size() - e.a) return corruption("REFS entry past its payload");
+    RETURN_IF_ERROR(refs.load_segment(cs.id, std::span(bytes).subspan(e.a, e.b)));
+    refs_at[cs.id] = RefsLocation{cs.refs_at, cs.refs_entry};
   }
   refs.mark_all_clean();
 

@@ -54,7 +54,13 @@ struct Store::Impl {
   VolumeId next_volume_id = 1;
 
   Superblock superblock;                       // the last one written
-  std::map<SegmentId, PhysicalBlock> refs_at;  // where each segment's counts were last written
+  struct RefsLocation {
+    PhysicalBlock record;  // REFS record header
+    uint32_t entry = 0;
+  };
+  std::map<SegmentId, RefsLocation> refs_at;  // where each segment's counts were last written
+  // Writes the counts of `segments` as REFS records (up to kRecordMaxEntries segments each).
+  Status write_refs(const std::vector<SegmentId>& segments);
   uint64_t journal_bytes_at_checkpoint = 0;
   std::atomic<bool> checkpoint_wanted{false};
   // Set when a write-out failed half way: in-memory metadata may no longer match the device, so

@@ -2,7 +2,6 @@
 
 #include "log/segment_log.h"
 #include "util/check.h"
-#include "util/encoding.h"
 
 namespace arbor {
 
@@ -71,28 +70,64 @@ uint32_t RefTable::live_blocks(SegmentId s) const {
   return it == live_.end() ? 0 : it->second;
 }
 
-std::vector<uint8_t> RefTable::encode_segment(SegmentId s) const {
-  size_t bytes = size_t(blocks_per_segment_) * 4;
-  bytes = (bytes + kBlockSizeBytes - 1) / kBlockSizeBytes * kBlockSizeBytes;
-  std::vector<uint8_t> out(bytes, 0);
-  auto it = counts_.find(s);
-  if (it != counts_.end()) {
-    for (uint32_t i = 0; i < blocks_per_segment_; i++) put_u32(out.data() + 4 * i, it->second[i]);
+static void put_varint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(uint8_t(v | 0x80));
+    v >>= 7;
   }
-  return out;
+  out.push_back(uint8_t(v));
 }
 
-void RefTable::load_segment(SegmentId s, std::span<const uint8_t> bytes) {
-  ARBOR_CHECK(bytes.size() >= size_t(blocks_per_segment_) * 4);
-  forget_segment(s);
-  auto& v = counts_of(s);
-  uint32_t live = 0;
-  for (uint32_t i = 0; i < blocks_per_segment_; i++) {
-    v[i] = get_u32(bytes.data() + 4 * i);
-    if (v[i] > 0) live++;
+static bool get_varint(std::span<const uint8_t> in, size_t& pos, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (pos >= in.size()) return false;
+    uint8_t b = in[pos++];
+    v |= uint64_t(b & 0x7F) << shift;
+    if ((b & 0x80) == 0) return true;
   }
+  return false;
+}
+
+void RefTable::encode_segment(SegmentId s, std::vector<uint8_t>& out) const {
+  auto it = counts_.find(s);
+  if (it == counts_.end()) {
+    put_varint(out, blocks_per_segment_);
+    put_varint(out, 0);
+    return;
+  }
+  const std::vector<uint32_t>& v = it->second;
+  uint32_t i = 0;
+  while (i < blocks_per_segment_) {
+    uint32_t j = i + 1;
+    while (j < blocks_per_segment_ && v[j] == v[i]) j++;
+    put_varint(out, j - i);
+    put_varint(out, v[i]);
+    i = j;
+  }
+}
+
+Status RefTable::load_segment(SegmentId s, std::span<const uint8_t> bytes) {
+  std::vector<uint32_t> v;
+  v.reserve(blocks_per_segment_);
+  size_t pos = 0;
+  while (v.size() < blocks_per_segment_) {
+    uint64_t run = 0, count = 0;
+    if (!get_varint(bytes, pos, run) || !get_varint(bytes, pos, count) || run == 0 ||
+        run > blocks_per_segment_ - v.size() || count > UINT32_MAX) {
+      return corruption("REFS: malformed counts for segment " + std::to_string(s));
+    }
+    v.insert(v.end(), run, uint32_t(count));
+  }
+  if (pos != bytes.size()) return corruption("REFS: trailing bytes for segment " + std::to_string(s));
+  forget_segment(s);
+  uint32_t live = 0;
+  for (uint32_t c : v)
+    if (c > 0) live++;
+  counts_[s] = std::move(v);
   live_[s] = live;
   live_total_ += live;
+  return Status::ok();
 }
 
 void RefTable::forget_segment(SegmentId s) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "io/segment_backend.h"
+#include "util/status.h"
 #include "util/units.h"
 
 namespace arbor {
@@ -42,9 +43,10 @@ class RefTable {
   void mark_all_clean() { dirty_.clear(); }
   void mark_dirty(SegmentId s) { dirty_.insert(s); }
 
-  // Serialization of one segment's counts (u32 little-endian per block, padded to 4 KiB).
-  std::vector<uint8_t> encode_segment(SegmentId s) const;
-  void load_segment(SegmentId s, std::span<const uint8_t> bytes);
+  // Serialization of one segment's counts as runs: (varint run length, varint count) pairs that
+  // add up to blocks_per_segment. Most counts are 0 or 1 in long runs: a few hundred bytes.
+  void encode_segment(SegmentId s, std::vector<uint8_t>& out) const;
+  Status load_segment(SegmentId s, std::span<const uint8_t> bytes);
   void forget_segment(SegmentId s);
   std::vector<SegmentId> segments() const;
 
