@@ -2,11 +2,10 @@
 // discovery port (8009), runs every connection's Session on a small fixed set of event-loop
 // threads, and serves the exports of an ExportCatalog as one subsystem each.
 //
-// Transport: epoll, edge-free (level-triggered), non-blocking sockets. Loop 0 also accepts and
-// hands connections round-robin to the loops; a connection lives on one loop, so its Session needs
-// no lock. Loops sleep in epoll_wait (a 250 ms timeout drives keep-alive checks): no busy polling,
-// no thread per connection. BlockExport calls run inline on the loop (run to completion).
-// Reading from a connection pauses while more than 64 MiB of its replies wait to be sent.
+// Transport: the shared io_uring server (net/server.h): a fixed set of event loops, each owning a
+// ring; a connection lives on one loop, so its Session needs no lock; completion-driven, no busy
+// polling, no thread per connection. A timer thread posts a keep-alive tick to every open
+// connection every 250 ms. BlockExport calls run inline on the loop (run to completion).
 //
 // Threading: start/stop/endpoints from the owner thread. The catalog and allow-list must outlive
 // the target and be safe to call from the loop threads.

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "proto/nvme_tcp/nvme_wire.h"
@@ -181,6 +182,30 @@ TEST(NvmeTcpTarget, ServesOverSocketsAndSurvivesABadPeer) {
   t->stop();
   EXPECT_TRUE(io.eof());
   EXPECT_EQ(t->connection_count(), 0u);
+}
+
+TEST(NvmeTcpTarget, KeepAliveExpiryClosesTheAdminQueue) {
+  proto::MemoryCatalog catalog;
+  catalog.add("vol", 1 << 20);
+  StaticHostAllowList allow;
+  NvmeTcpOptions opts;
+  opts.io_listen = "127.0.0.1:0";
+  opts.discovery_listen = "";
+  auto target = NvmeTcpTarget::start(catalog, allow, opts);
+  ASSERT_TRUE(target.is_ok()) << target.status().to_string();
+  ASSERT_EQ((*target)->endpoints().size(), 1u);
+  Client admin((*target)->io_port());
+  admin.send(icreq());
+  ASSERT_EQ(admin.recv_pdu().size(), 128u);
+  auto sqe = connect_sqe(0);
+  put_u32(&sqe[48], 300);  // KATO 300 ms; we never send Keep Alive
+  admin.send(capsule(sqe, connect_data((*target)->nqn_for("vol"), 0xFFFF)));
+  ASSERT_EQ(status_of(admin.recv_pdu()), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(admin.eof());  // within Client's 5 s poll
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, std::chrono::milliseconds(500));  // 2 x KATO
+  EXPECT_LE(waited, std::chrono::milliseconds(2000));
 }
 
 TEST(NvmeTcpTarget, RefusesBadListenAddresses) {
