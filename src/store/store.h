@@ -36,6 +36,9 @@ struct StoreOptions {
   // Checkpoint on its own once this much journal has been written since the last one, bounding
   // replay time and the dirty metadata held in memory.
   uint64_t checkpoint_interval_bytes = 512ull << 20;
+  // Clean block-map nodes kept in memory (about 8 KiB each): 131072 = 1 GiB, the metadata of
+  // 128 GiB of fully mapped data. Colder nodes are read back from the log when needed.
+  size_t max_cached_nodes = 131072;
   // Largest volume accepted by create/resize.
   uint64_t max_volume_size_bytes = 1ull << 50;  // 1 PiB
 };

@@ -38,7 +38,7 @@ struct Volume {
 struct Store::Impl {
   Impl(std::unique_ptr<SegmentBackend> b, const StoreOptions& o, uint32_t blocks_per_segment)
       : options(o), backend(std::move(b)), log(*backend, blocks_per_segment), refs(blocks_per_segment),
-        map(log, refs) {}
+        map(log, refs, o.max_cached_nodes) {}
 
   StoreOptions options;
   std::unique_ptr<SegmentBackend> backend;

@@ -29,8 +29,27 @@ Result<std::shared_ptr<const Node>> BlockMap::load(PhysicalBlock address) {
   ASSIGN_OR_RETURN(std::unique_ptr<Node> node, decode_node(std::span<const uint8_t>(block, kBlockSizeBytes), address));
   std::shared_ptr<const Node> shared(std::move(node));
   std::lock_guard lock(cache_mu_);
-  auto [it, inserted] = cache_.emplace(address.value, shared);
-  return it->second;
+  auto it = cache_.find(address.value);
+  if (it != cache_.end()) return it->second;  // another reader loaded it meanwhile
+  cache_insert_locked(address.value, shared);
+  return shared;
+}
+
+void BlockMap::cache_insert_locked(uint64_t address, std::shared_ptr<const Node> node) {
+  if (cache_.size() >= max_cached_nodes_) {
+    // Evict an arbitrary sixteenth, starting at a moving bucket: cheap, and any clean node can be
+    // read back from the log (readers holding one keep it alive through their shared_ptr).
+    size_t to_evict = std::max<size_t>(1, max_cached_nodes_ / 16);
+    size_t buckets = cache_.bucket_count();
+    for (size_t scanned = 0; to_evict > 0 && scanned < buckets; scanned++) {
+      size_t b = size_t(eviction_cursor_++ % buckets);
+      while (to_evict > 0 && cache_.bucket_size(b) > 0) {
+        cache_.erase(cache_.begin(b)->first);
+        to_evict--;
+      }
+    }
+  }
+  cache_[address] = std::move(node);
 }
 
 void BlockMap::evict(PhysicalBlock address) {
@@ -337,7 +356,7 @@ Status BlockMap::write_dirty(TreeRoot& root) {
           n->children[i] = n->dirty_children[i]->address;
           std::shared_ptr<const Node> clean(std::move(n->dirty_children[i]));
           std::lock_guard lock(cache_mu_);
-          cache_[n->children[i].value] = std::move(clean);
+          cache_insert_locked(n->children[i].value, std::move(clean));
         }
       }
       encode_node(*n, std::span(buf.data() + size_t(j) * kBlockSizeBytes, kBlockSizeBytes));
@@ -354,7 +373,7 @@ Status BlockMap::write_dirty(TreeRoot& root) {
   root.clean = root.dirty->address;
   std::shared_ptr<const Node> clean(std::move(root.dirty));
   std::lock_guard lock(cache_mu_);
-  cache_[root.clean.value] = std::move(clean);
+  cache_insert_locked(root.clean.value, std::move(clean));
   return Status::ok();
 }
 
@@ -457,7 +476,7 @@ Result<PhysicalBlock> BlockMap::relocate_node(PhysicalBlock address, const std::
   {
     std::shared_ptr<const Node> clean(std::move(copy));
     std::lock_guard lock(cache_mu_);
-    cache_[to.value] = std::move(clean);
+    cache_insert_locked(to.value, std::move(clean));
   }
   memo.moved_nodes.emplace(address.value, to);
   return to;

@@ -51,7 +51,10 @@ struct TreeUsage {
 
 class BlockMap {
  public:
-  BlockMap(SegmentLog& log, RefTable& refs) : log_(log), refs_(refs) {}
+  // `max_cached_nodes` bounds the clean nodes kept in memory (about 8 KiB each); dirty nodes are
+  // bounded by the Store's checkpoint policy instead.
+  BlockMap(SegmentLog& log, RefTable& refs, size_t max_cached_nodes = 131072)
+      : log_(log), refs_(refs), max_cached_nodes_(max_cached_nodes) {}
 
   // Entries for logical blocks [first, first + out.size()); holes come back null.
   Status lookup(const TreeRoot& root, uint64_t first, std::span<LeafEntry> out);
@@ -109,10 +112,14 @@ class BlockMap {
   Result<PhysicalBlock> write_single(Node& node);
   std::unique_ptr<Node> new_node(uint8_t level, uint64_t first_block);
   void discard_dirty(std::unique_ptr<Node> node);
+  // Inserts a clean node, evicting others past the bound. REQUIRES: cache_mu_ held.
+  void cache_insert_locked(uint64_t address, std::shared_ptr<const Node> node);
 
   SegmentLog& log_;
   RefTable& refs_;
   size_t dirty_nodes_ = 0;
+  const size_t max_cached_nodes_;
+  uint64_t eviction_cursor_ = 0;
   mutable std::mutex cache_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<const Node>> cache_;
 };
