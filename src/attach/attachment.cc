@@ -29,7 +29,8 @@ Status unmount(const std::string& mount_dir) {
   return Status::ok();
 }
 
-// True when `device` appears in /proc/mounts (a filesystem on it is mounted).
+}  // namespace
+
 bool device_mounted(const std::string& device) {
   std::ifstream mounts("/proc/mounts");
   std::string dev, rest;
@@ -38,8 +39,6 @@ bool device_mounted(const std::string& device) {
   }
   return false;
 }
-
-}  // namespace
 
 Result<Attachment> attach(const AttachRequest& request) {
   if (mkdir(request.mount_dir.c_str(), 0700) != 0 && errno != EEXIST) {

@@ -45,6 +45,9 @@ Result<Attachment> attach(const AttachRequest& request);
 // loop device is mounted or held open exclusively.
 Status detach(const Attachment& attachment);
 
+// True when a filesystem on `device` is mounted (per /proc/mounts).
+bool device_mounted(const std::string& device);
+
 // After a crash of the process that made them: removes loop devices over `attach_dir`/*/disk and
 // unmounts the FUSE mounts there, so a restarted daemon starts with no attachments. Devices still
 // mounted are left alone and reported. Returns one line per thing it did or could not do.

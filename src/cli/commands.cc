@@ -195,13 +195,13 @@ Status daemon_start(const Context& ctx, const std::vector<std::string>& arbord_a
   return Status::ok();
 }
 
-Status daemon_stop(const Context& ctx) {
+Status daemon_stop(const Context& ctx, bool force) {
   if (!daemon_running(ctx.store_dir)) {
     if (ctx.json) return print_json(Json{{"running", false}}), Status::ok();
     std::printf("arbord is not running on %s\n", ctx.store_dir.c_str());
     return Status::ok();
   }
-  RETURN_IF_ERROR(stop_daemon(ctx.store_dir));
+  RETURN_IF_ERROR(stop_daemon(ctx.store_dir, force));
   if (ctx.json) return print_json(Json{{"running", false}, {"stopped", true}}), Status::ok();
   std::printf("arbord stopped (store flushed and checkpointed)\n");
   return Status::ok();

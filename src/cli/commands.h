@@ -36,7 +36,7 @@ Status export_file(const Context& ctx, const std::string& name, const std::strin
 Status attach(const Context& ctx, const std::string& name);
 Status detach(const Context& ctx, const std::string& name);
 Status daemon_start(const Context& ctx, const std::vector<std::string>& arbord_args);
-Status daemon_stop(const Context& ctx);
+Status daemon_stop(const Context& ctx, bool force);
 Status daemon_status(const Context& ctx);
 
 }  // namespace arbor::cli

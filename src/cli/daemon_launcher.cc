@@ -147,12 +147,12 @@ Result<ApiClient> connect(const std::string& store_dir, bool autostart) {
   return ApiClient(socket_path(store_dir));
 }
 
-Status stop_daemon(const std::string& store_dir) {
+Status stop_daemon(const std::string& store_dir, bool force) {
   Json status;
   if (!daemon_running(store_dir, &status)) return Status::ok();
   pid_t pid = status.value("pid", 0);
   ApiClient client(socket_path(store_dir));
-  auto r = client.post("/v1/daemon/stop", Json::object());
+  auto r = client.post("/v1/daemon/stop", Json{{"force", force}});
   if (!r) return r.status();
   auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
   while (pid > 0 && process_alive(pid)) {

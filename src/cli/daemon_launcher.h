@@ -28,6 +28,6 @@ Result<ApiClient> connect(const std::string& store_dir, bool autostart);
 
 // POST /v1/daemon/stop, then waits until the process has exited (its store is flushed and
 // checkpointed by then).
-Status stop_daemon(const std::string& store_dir);
+Status stop_daemon(const std::string& store_dir, bool force = false);
 
 }  // namespace arbor::cli

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/daemon_launcher.h"
+#include "cli/pg_commands.h"
 
 int main(int argc, char** argv) {
   using namespace arbor::cli;
@@ -101,6 +102,8 @@ int main(int argc, char** argv) {
   det->add_option("NAME", name)->required();
   det->callback([&] { run = [&](const Context& c) { return detach(c, name); }; });
 
+  register_pg_commands(app, run);  // arbor pg ... (cli/pg_commands.cc)
+
   auto* daemon = app.add_subcommand("daemon", "Start, stop or inspect arbord");
   daemon->require_subcommand(1);
   auto* dstart = daemon->add_subcommand("start", "Start arbord on the store");
@@ -125,8 +128,10 @@ int main(int argc, char** argv) {
       return daemon_start(c, args);
     };
   });
-  daemon->add_subcommand("stop", "Stop arbord: flush, checkpoint, exit")
-      ->callback([&] { run = [&](const Context& c) { return daemon_stop(c); }; });
+  auto* dstop = daemon->add_subcommand("stop", "Stop arbord: detach, flush, checkpoint, exit");
+  bool force = false;
+  dstop->add_flag("--force", force, "Stop even while an attached device is mounted");
+  dstop->callback([&] { run = [&](const Context& c) { return daemon_stop(c, force); }; });
   daemon->add_subcommand("status", "Is arbord running; its endpoints as URIs")
       ->callback([&] { run = [&](const Context& c) { return daemon_status(c); }; });
 

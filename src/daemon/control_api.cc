@@ -200,7 +200,14 @@ void ControlApi::Impl::routes() {
   s.Get("/v1/daemon/status", [&d](const httplib::Request&, httplib::Response& res) {
     reply(res, d.status());
   });
-  s.Post("/v1/daemon/stop", [&d](const httplib::Request&, httplib::Response& res) {
+  s.Post("/v1/daemon/stop", [&d](const httplib::Request& req, httplib::Response& res) {
+    auto body = parse_body(req);
+    if (!body) return send_error(res, body.status());
+    bool force = body->value("force", false);
+    if (!force) {
+      Status st = d.check_can_stop();
+      if (!st.is_ok()) return send_error(res, st);
+    }
     send_json(res, Json{{"stopping", true}});
     d.request_stop("POST /v1/daemon/stop");
   });

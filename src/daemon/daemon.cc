@@ -324,6 +324,17 @@ Result<Json> Daemon::attachments() {
   return Json{{"attachments", arr}};
 }
 
+Status Daemon::check_can_stop() {
+  std::lock_guard lock(attach_mu_);
+  for (const auto& [name, a] : attachments_) {
+    if (attach::device_mounted(a.attachment.device)) {
+      return busy("'" + name + "' is attached at " + a.attachment.device +
+                  " and mounted; unmount it first (or stop with force)");
+    }
+  }
+  return Status::ok();
+}
+
 void Daemon::request_stop(const std::string& reason) {
   std::lock_guard lock(stop_mu_);
   if (!stop_requested_) {

@@ -68,6 +68,9 @@ class Daemon {
   const DaemonOptions& options() const { return options_; }
   std::string control_socket() const { return options_.control_socket; }
 
+  // Refuses (kBusy) while an attached device is mounted: stopping would pull the disk from under
+  // a filesystem. SIGTERM does not ask.
+  Status check_can_stop();
   void request_stop(const std::string& reason);
   void wait_for_stop();
   // Detaches, stops the frontends, flushes and checkpoints. Idempotent.

@@ -30,6 +30,7 @@ head -c 20M /dev/urandom >"$WORK/payload"
 cp "$WORK/payload" "$WORK/mnt/payload"
 sync
 expect_error_matching "mounted" "$ARBOR" detach pg
+expect_error_matching "mounted" "$ARBOR" daemon stop
 umount "$WORK/mnt"
 e2fsck -fn "$dev" || fail "e2fsck found problems"
 
