@@ -739,3 +739,100 @@ TEST_F(SessionTest, ShutdownFlushesAndDisconnectCloses) {
 
 }  // namespace
 }  // namespace arbor::nvme_tcp
+
+namespace arbor::nvme_tcp {
+namespace {
+
+// An export that records how writes arrive (FUA or not).
+class RecordingCatalog : public proto::ExportCatalog {
+ public:
+  struct Exp : proto::BlockExport {
+    std::string n = "rec";
+    std::vector<uint8_t> bytes = std::vector<uint8_t>(1 << 20);
+    int fua_writes = 0, plain_writes = 0, trims = 0;
+    const std::string& name() const override { return n; }
+    uint64_t size_bytes() const override { return bytes.size(); }
+    bool read_only() const override { return false; }
+    std::array<uint8_t, 16> uuid() const override { return {1, 2, 3}; }
+    Status read(uint64_t off, std::span<uint8_t> out) override {
+      std::memcpy(out.data(), bytes.data() + off, out.size());
+      return Status::ok();
+    }
+    Status write(uint64_t off, std::span<const uint8_t> d, bool fua) override {
+      (fua ? fua_writes : plain_writes)++;
+      std::memcpy(bytes.data() + off, d.data(), d.size());
+      return Status::ok();
+    }
+    Status flush() override { return Status::ok(); }
+    Status trim(uint64_t, uint64_t) override {
+      trims++;
+      return Status::ok();
+    }
+    Status write_zeroes(uint64_t, uint64_t, bool) override { return Status::ok(); }
+  };
+  std::shared_ptr<Exp> exp = std::make_shared<Exp>();
+  Result<std::shared_ptr<proto::BlockExport>> open(std::string_view name) override {
+    if (name != "rec") return not_found("no");
+    return std::shared_ptr<proto::BlockExport>(exp);
+  }
+  std::vector<proto::ExportInfo> list() override { return {{"rec", exp->bytes.size(), false}}; }
+};
+
+TEST(SessionMore, WriteCacheOffMakesWritesFuaDsmWithoutAdDoesNothingSmartCounts) {
+  RecordingCatalog catalog;
+  StaticHostAllowList allow;
+  TargetContext ctx;
+  ctx.catalog = &catalog;
+  ctx.allow = &allow;
+  ctx.nqn_prefix = kPrefix;
+  Host admin(ctx);
+  admin.handshake();
+  uint16_t cntlid = 0;
+  ASSERT_EQ(admin.admin_connect(std::string(kPrefix) + "rec", &cntlid), 0);
+  Host io(ctx);
+  io.handshake();
+  ASSERT_EQ(io.connect(std::string(kPrefix) + "rec", 1, cntlid), 0);
+  std::vector<uint8_t> blk(4096, 3);
+  auto write = [&](uint16_t cid, bool fua) {
+    Sqe w = Host::sqe(kIoWrite, cid, 1);
+    put_u32(&w[48], fua ? (1u << 30) : 0);
+    Host::sgl(w, kSglDataBlockOffset, 4096);
+    return io.run(io.capsule(w, blk)).first;
+  };
+  ASSERT_EQ(write(1, false), 0);
+  ASSERT_EQ(write(2, true), 0);
+  EXPECT_EQ(catalog.exp->plain_writes, 1);
+  EXPECT_EQ(catalog.exp->fua_writes, 1);
+  Sqe wce = Host::sqe(kAdminSetFeatures, 3);
+  put_u32(&wce[40], kFeatVolatileWc);
+  put_u32(&wce[44], 0);
+  ASSERT_EQ(admin.run(admin.capsule(wce)).first, 0);
+  ASSERT_EQ(write(4, false), 0);
+  EXPECT_EQ(catalog.exp->fua_writes, 2);  // no volatile cache: every write is durable on completion
+
+  std::vector<uint8_t> range(16, 0);
+  put_u32(&range[4], 8);
+  Sqe dsm = Host::sqe(kIoDsm, 5, 1);  // no AD bit: attributes only
+  Host::sgl(dsm, kSglDataBlockOffset, 16);
+  ASSERT_EQ(io.run(io.capsule(dsm, range)).first, 0);
+  EXPECT_EQ(catalog.exp->trims, 0);
+
+  Sqe smart = Host::sqe(kAdminGetLogPage, 6);
+  put_u32(&smart[40], kLogSmart | (127u << 16));
+  Host::sgl(smart, kSglTransportDataBlock, 512);
+  std::vector<uint8_t> log;
+  ASSERT_EQ(admin.run(admin.capsule(smart), &log).first, 0);
+  EXPECT_EQ(get_u64(&log[80]), 3u);  // host write commands
+  EXPECT_EQ(get_u64(&log[48]), 1u);  // data units written (12 KiB rounds up to one unit)
+
+  // Property commands belong to the admin queue.
+  Sqe prop = Host::fabrics(kFcPropertyGet, 7);
+  EXPECT_EQ(io.run(io.capsule(prop)).first, kScInvalidOpcode | kStatusDnr);
+  // Log page offsets must be dword aligned and inside the log.
+  Sqe odd = smart;
+  put_u32(&odd[48], 2);
+  EXPECT_EQ(admin.run(admin.capsule(odd)).first, kScInvalidField | kStatusDnr);
+}
+
+}  // namespace
+}  // namespace arbor::nvme_tcp
