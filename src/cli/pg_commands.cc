@@ -115,8 +115,8 @@ struct Prepared {
 Result<Prepared> prepare(const Context& ctx) {
   RETURN_IF_ERROR(pg::require_root());
   ASSIGN_OR_RETURN(std::string bindir, pg::find_bindir());
+  ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));  // makes the store when new
   ASSIGN_OR_RETURN(auto lock, pg::lock_store(ctx.store_dir));
-  ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
   return Prepared{bindir, std::move(api), std::move(lock)};
 }
 
@@ -385,6 +385,7 @@ void register_pg_commands(CLI::App& app, std::function<Status(const Context&)>& 
   psql->add_option("NAME", a.name)->required();
   psql->add_option("ARGS", a.rest, "Arguments for psql");
   psql->prefix_command();
+  psql->allow_extras();
   psql->callback([&, psql] {
     for (const auto& extra : psql->remaining()) a.rest.push_back(extra);
     run = [](const Context& c) { return pg_psql(c, a.name, a.rest); };

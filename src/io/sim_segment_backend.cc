@@ -154,6 +154,13 @@ void SimDisk::flip_random_bit_in_used_block() {
   s.durable[off + bit / 8] ^= uint8_t(1u << (bit % 8));
 }
 
+void SimDisk::flip_bit(SegmentId segment, uint64_t byte_offset, int bit) {
+  std::lock_guard lock(mu_);
+  auto& s = segments_.at(segment);
+  s.cached.at(byte_offset) ^= uint8_t(1u << bit);
+  s.durable.at(byte_offset) ^= uint8_t(1u << bit);
+}
+
 void SimDisk::fail_io_after(int64_t operations) {
   std::lock_guard lock(mu_);
   fail_after_ = operations;

@@ -37,6 +37,7 @@ class SimDisk {
   // Loses unsynced writes as described above. Every mounted backend dies.
   void crash();
   void flip_random_bit_in_used_block();
+  void flip_bit(SegmentId segment, uint64_t byte_offset, int bit);
   void fail_io_after(int64_t operations);  // -1 clears
   void set_capacity_bytes(uint64_t bytes) { capacity_bytes_ = bytes; }
   uint64_t bytes_in_use() const;

@@ -23,6 +23,7 @@ void encode_record_header(const RecordHeader& h, std::span<uint8_t> block) {
   put_u32(p + 32, uint32_t(h.entries.size()));
   put_u32(p + 36, h.payload_crc);
   put_u64(p + 40, h.subject);
+  put_u64(p + 56, h.synced_sequence);
   uint8_t* e = p + kRecordHeaderBytes;
   for (const RecordEntry& entry : h.entries) {
     put_u64(e + 0, entry.volume);
@@ -55,6 +56,7 @@ Result<RecordHeader> decode_record_header(std::span<const uint8_t> block) {
   if (count > kRecordMaxEntries) return corruption("record header: entry count out of range");
   h.payload_crc = get_u32(p + 36);
   h.subject = get_u64(p + 40);
+  h.synced_sequence = get_u64(p + 56);
   h.entries.resize(count);
   const uint8_t* e = p + kRecordHeaderBytes;
   for (uint32_t i = 0; i < count; i++, e += kRecordEntryBytes) {

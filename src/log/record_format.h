@@ -6,7 +6,8 @@
 //   8  u64 sequence            16 u64 segment id         24 u32 block index of this header
 //   28 u32 payload_blocks      32 u32 entry_count        36 u32 payload_crc (NODES: 0)
 //   40 u64 subject (reserved, zero)
-//   48 u32 header_crc (crc32c of the 4 KiB with this field zero)    52..63 reserved, zero
+//   48 u32 header_crc (crc32c of the 4 KiB with this field zero)    52 u32 reserved, zero
+//   56 u64 synced_sequence (every record up to this one was durable when this was written)
 //   64 entries: WRITE/RELOC: 24 bytes {u64 volume, u64 logical block, u32 crc32c, u32 flags}
 //               TRIM: 24 bytes {u64 volume, u64 first logical block, u64 block count}
 //               REFS: 24 bytes {u64 segment id, u64 payload byte offset, u64 byte length}
@@ -53,6 +54,9 @@ struct RecordHeader {
   uint32_t payload_blocks = 0;
   uint32_t payload_crc = 0;
   uint64_t subject = 0;
+  // The log's durability watermark when this record was written: a record at or below it that
+  // is missing or damaged on replay is corruption, not a torn tail (docs/format-segment-log.md).
+  uint64_t synced_sequence = 0;
   std::vector<RecordEntry> entries;
 };
 

@@ -17,6 +17,7 @@ void SegmentLog::restore(std::vector<LogSegment> segments, uint64_t next_sequenc
   next_sequence_ = next_sequence;
   next_segment_id_ = next_segment_id;
   write_record_open_ = false;
+  synced_sequence_ = 0;
 }
 
 Status SegmentLog::roll_over() {
@@ -70,6 +71,7 @@ Status SegmentLog::commit_open_record() {
   write_header_.sequence = next_sequence_;
   write_header_.segment = open_->id;
   write_header_.block_index = open_->written_blocks;
+  write_header_.synced_sequence = synced_sequence_.load();
   encode_record_header(write_header_, std::span(write_buffer_.data(), kBlockSizeBytes));
   Status s = backend_.write(open_->id, uint64_t(open_->written_blocks) * kBlockSizeBytes,
                             std::span<const uint8_t>(write_buffer_.data(), size_t(1 + n) * kBlockSizeBytes));
@@ -101,6 +103,7 @@ Result<PhysicalBlock> SegmentLog::append(RecordHeader& h, std::span<const uint8_
   h.sequence = next_sequence_;
   h.segment = open_->id;
   h.block_index = open_->written_blocks;
+  h.synced_sequence = synced_sequence_.load();
   std::vector<uint8_t> buf(size_t(1 + n) * kBlockSizeBytes);
   encode_record_header(h, std::span(buf.data(), kBlockSizeBytes));
   if (n > 0) std::memcpy(buf.data() + kBlockSizeBytes, payload.data(), payload.size());

@@ -13,6 +13,7 @@
 // read_blocks under its shared lock, which excludes every mutation here).
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -71,6 +72,13 @@ class SegmentLog {
 
   // Segments written since the last call; the caller syncs them (Store::flush, outside its lock).
   std::vector<SegmentId> take_unsynced();
+  // After a sync that covered every record up to `sequence`: later records carry it as their
+  // watermark. Thread-safe (called outside the Store's lock).
+  void note_synced(uint64_t sequence) {
+    uint64_t cur = synced_sequence_.load();
+    while (cur < sequence && !synced_sequence_.compare_exchange_weak(cur, sequence)) {
+    }
+  }
   Status sync(const std::vector<SegmentId>& ids);
 
   const std::map<SegmentId, LogSegment>& segments() const { return segments_; }
@@ -95,6 +103,7 @@ class SegmentLog {
   SegmentId next_segment_id_ = 1;
   std::set<SegmentId> unsynced_;
   uint64_t bytes_appended_ = 0;
+  std::atomic<uint64_t> synced_sequence_{0};
 
   // The open WRITE record: header at write_record_at_, blocks in write_buffer_.
   bool write_record_open_ = false;

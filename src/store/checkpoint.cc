@@ -94,6 +94,7 @@ Status Store::Impl::checkpoint_locked() {
     h.payload_crc = crc32c(payload.data(), payload.size());
     ASSIGN_OR_RETURN(PhysicalBlock at, log.append(h, payload));
     RETURN_IF_ERROR(log.sync(log.take_unsynced()));
+    log.note_synced(log.next_sequence() - 1);
 
     Superblock sb = superblock;
     sb.checkpoint_number++;

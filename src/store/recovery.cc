@@ -148,6 +148,24 @@ Status Store::Impl::recover(const Superblock& sb) {
     expected++;
   }
 
+  // 4b. A torn tail is fine; a hole below a later record's durability watermark is not: that
+  // record was written after a sync that covered the missing one, so the log is damaged.
+  for (auto& [first_seq, id] : first_record_of) {
+    if (first_seq <= expected) continue;
+    Result<RecordHeader> h = log.read_header(id, 0);
+    if (h.is_ok() && h->synced_sequence >= expected) {
+      return corruption("journal damaged: record " + std::to_string(expected) + " is missing or corrupt, but record " +
+                        std::to_string(h->sequence) + " was written after it was made durable");
+    }
+  }
+  for (uint32_t i = index; i < log.blocks_per_segment(); i++) {
+    Result<RecordHeader> h = log.read_header(seg, i);
+    if (h.is_ok() && h->sequence > expected && h->synced_sequence >= expected) {
+      return corruption("journal damaged: record " + std::to_string(expected) + " is missing or corrupt, but record " +
+                        std::to_string(h->sequence) + " was written after it was made durable");
+    }
+  }
+
   // 5. Resume after everything seen, and make the replayed state a checkpoint of its own.
   std::vector<LogSegment> restored;
   for (auto& [id, s] : segs) restored.push_back(s);

@@ -451,13 +451,16 @@ Status Store::write_zeroes(VolumeId id, uint64_t offset, uint64_t length, bool m
 Status Store::flush() {
   std::lock_guard sync_lock(impl_->sync_mu);
   std::vector<SegmentId> ids;
+  uint64_t through = 0;
   {
     std::unique_lock lock(impl_->mu);
     RETURN_IF_ERROR(impl_->failed);
     RETURN_IF_ERROR(impl_->log.commit_open_record());
     ids = impl_->log.take_unsynced();
+    through = impl_->log.next_sequence() - 1;
   }
   Status s = impl_->log.sync(ids);
+  if (s.is_ok()) impl_->log.note_synced(through);
   if (!s.is_ok()) {
     // After a failed fsync the kernel may have dropped the dirty pages and a retry can succeed
     // without them ("fsyncgate"): never report a later flush as durable. Reopen to recover.

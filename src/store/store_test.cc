@@ -333,3 +333,41 @@ TEST(DeviceStore, SlotsAreReusedAndNothingResurrects) {
 
 }  // namespace
 }  // namespace arbor
+
+#include "log/record_format.h"
+
+namespace arbor {
+namespace {
+
+// A flushed journal record damaged in the middle of the log is reported, not replayed around.
+TEST_F(StoreTest, DamagedFlushedJournalRecordIsCorruptionNotATornTail) {
+  ASSERT_TRUE(store_->create_volume("v", mib(8)).is_ok());
+  write("v", 0, pattern(128 * kB, 1));  // one full WRITE record
+  ASSERT_TRUE(store_->flush().is_ok());
+  write("v", mib(1), pattern(kB, 2));  // a later record, written after the first was durable
+  ASSERT_TRUE(store_->flush().is_ok());
+  auto backend = disk_.mount();
+  auto ids = backend->list();
+  ASSERT_TRUE(ids.is_ok());
+  SegmentId seg = 0;
+  std::vector<uint8_t> block(kB);
+  uint64_t first_write = UINT64_MAX;
+  for (SegmentId id : *ids) {
+    for (uint64_t off = 0; off < mib(1) && first_write == UINT64_MAX; off += kB) {
+      ASSERT_TRUE(backend->read(id, off, block).is_ok());
+      auto h = decode_record_header(block);
+      if (h.is_ok() && h->kind == RecordKind::kWrite && h->payload_blocks == 128) {
+        first_write = off;
+        seg = id;
+      }
+    }
+  }
+  ASSERT_NE(first_write, UINT64_MAX);
+  disk_.flip_bit(seg, first_write + 5 * kB + 100, 3);  // inside the record's fifth data block
+  store_.reset();
+  auto r = Store::open(disk_.mount(), options_, true);
+  ASSERT_FALSE(r.is_ok());
+}
+
+}  // namespace
+}  // namespace arbor

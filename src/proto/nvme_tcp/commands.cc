@@ -211,10 +211,41 @@ Session::Completion Session::property_set(const Sqe& sqe) {
     ctrl_->enabled.store(false);
   }
   if ((cc & kCcShnMask) && !(old & kCcShnMask)) {
-    // Shutdown notification: make everything durable, then report shutdown complete.
-    if (ctrl_->exp) (void)ctrl_->exp->flush();
-    ctrl_->csts = (ctrl_->csts & ~(3u << 2)) | kCstsShstComplete;
+    // Shutdown notification: make everything durable, then report shutdown complete. The
+    // command completes after the flush either way (a failed flush cannot be retried by a host
+    // that is going away).
+    ctrl_->csts = (ctrl_->csts & ~(3u << 2)) | kCstsShstOccurring;
+    auto ctrl = ctrl_;
+    auto mark_complete = [ctrl] { ctrl->csts = (ctrl->csts & ~(3u << 2)) | kCstsShstComplete; };
+    if (!ctrl_->exp) {
+      mark_complete();
+      return c;
+    }
+    return blocking_call(sqe, [e = ctrl_->exp] {
+      (void)e->flush();
+      return Status::ok();
+    }, true, mark_complete);
   }
+  return c;
+}
+
+Session::Completion Session::blocking_call(const Sqe& sqe, std::function<Status()> call, bool is_write,
+                                           std::function<void()> on_done) {
+  Completion c;
+  if (!run_blocking_) {
+    c.status = status_for(call(), is_write);
+    if (on_done) on_done();
+    return c;
+  }
+  auto result = std::make_shared<Status>();
+  run_blocking_([call = std::move(call), result] { *result = call(); },
+                [this, sqe, result, is_write, on_done = std::move(on_done)] {
+                  if (on_done) on_done();
+                  Completion done;
+                  done.status = status_for(*result, is_write);
+                  send_response(sqe, done);
+                });
+  c.deferred = true;
   return c;
 }
 
@@ -543,15 +574,22 @@ Session::Completion Session::io(const Sqe& sqe, std::span<const uint8_t> host_da
       if (!range_ok(slba, nlb)) return c.status = kScLbaRange | kStatusDnr, c;
       if (host_data.size() != nlb << kLbaShift) return c.status = kScSglInvalidData | kStatusDnr, c;
       if (exp->read_only()) return c.status = kScNsWriteProtected | kStatusDnr, c;
-      const bool fua = (dw12 >> 30) & 1;
-      c.status = status_for(exp->write(slba << kLbaShift, host_data, fua || !ctrl_->write_cache.load()), true);
+      const bool fua = ((dw12 >> 30) & 1) || !ctrl_->write_cache.load();
       ctrl_->write_cmds.fetch_add(1);
       ctrl_->bytes_written.fetch_add(host_data.size());
+      if (fua && run_blocking_) {
+        // Durable on completion: may wait for the device, so off the loop (data copied: the span
+        // points into a receive buffer that is reused as soon as we return).
+        std::vector<uint8_t> copy(host_data.begin(), host_data.end());
+        return blocking_call(sqe, [e = ctrl_->exp, off = slba << kLbaShift, d = std::move(copy)] {
+          return e->write(off, d, true);
+        }, true);
+      }
+      c.status = status_for(exp->write(slba << kLbaShift, host_data, fua), true);
       return c;
     }
     case kIoFlush:
-      c.status = status_for(exp->flush(), true);
-      return c;
+      return blocking_call(sqe, [e = ctrl_->exp] { return e->flush(); }, true);
     case kIoWriteZeroes: {
       if (!range_ok(slba, nlb)) return c.status = kScLbaRange | kStatusDnr, c;
       if (exp->read_only()) return c.status = kScNsWriteProtected | kStatusDnr, c;

@@ -183,7 +183,7 @@ inline constexpr uint16_t wire_status(uint16_t status) { return uint16_t(status 
 inline constexpr uint32_t kPropCap = 0x00, kPropVs = 0x08, kPropCc = 0x14, kPropCsts = 0x1C;
 inline constexpr uint32_t kCcEnable = 1 << 0;
 inline constexpr uint32_t kCcShnMask = 3u << 14;
-inline constexpr uint32_t kCstsRdy = 1 << 0, kCstsCfs = 1 << 1, kCstsShstComplete = 2u << 2;
+inline constexpr uint32_t kCstsRdy = 1 << 0, kCstsCfs = 1 << 1, kCstsShstOccurring = 1u << 2, kCstsShstComplete = 2u << 2;
 
 // ---- What this target advertises ----
 inline constexpr uint32_t kLbaSizeBytes = 4096;

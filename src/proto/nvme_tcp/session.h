@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -44,6 +45,13 @@ class Session {
   std::vector<std::vector<uint8_t>> take_output();
   // Keep-alive and controller liveness; may start closing.
   void tick(uint64_t now_ms);
+
+  // Where calls that may block for long (Flush, FUA writes, the shutdown flush) run. `work` runs
+  // on another thread and touches no session state; `done` must then run on this session's
+  // thread, only while the session lives, after which the caller collects take_output(). Unset:
+  // everything runs inline inside receive() (unit tests, the fuzzer).
+  using RunBlocking = std::function<void(std::function<void()> work, std::function<void()> done)>;
+  void set_run_blocking(RunBlocking run_blocking) { run_blocking_ = std::move(run_blocking); }
 
   bool closing() const { return closing_; }
   const std::string& close_reason() const { return close_reason_; }
@@ -103,6 +111,10 @@ class Session {
   std::vector<uint8_t> discovery_log() const;
   std::vector<uint8_t> smart_log() const;
   void release_controller();
+  // Runs `call` inline or through run_blocking_, then answers `sqe` with its status.
+  // `on_done` runs on the session's thread just before the response is queued.
+  Completion blocking_call(const Sqe& sqe, std::function<Status()> call, bool is_write,
+                           std::function<void()> on_done = {});
 
   TargetContext& ctx_;
   uint64_t now_ms_ = 0;
@@ -121,6 +133,7 @@ class Session {
   std::vector<uint16_t> pending_aers_;
   std::map<uint16_t, Transfer> transfers_;  // by ttag
   uint16_t next_ttag_ = 0;
+  RunBlocking run_blocking_;
 };
 
 }  // namespace arbor::nvme_tcp

@@ -1,0 +1,257 @@
+#include "pg/postgres.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "attach/process.h"
+
+namespace arbor::pg {
+namespace {
+
+using attach::last_line;
+using attach::run_process;
+
+constexpr int kFirstPort = 5433;
+constexpr int kPortsTried = 1000;
+constexpr const char* kDefaultBindir = "/usr/lib/postgresql/15/bin";
+constexpr const char* kRunRoot = "/run/arbor";
+
+bool executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
+
+// argv run as the postgres user from "/" (a 0700 working directory must not matter).
+std::vector<std::string> as_postgres(std::vector<std::string> argv) {
+  std::vector<std::string> full = {"runuser", "-u", "postgres", "--", "env", "-C", "/"};
+  full.insert(full.end(), argv.begin(), argv.end());
+  return full;
+}
+
+// Runs argv; a non-zero exit becomes an error "WHAT failed: <last stderr line>".
+Status run_checked(const std::vector<std::string>& argv, const std::string& what) {
+  auto r = run_process(argv);
+  if (!r) return r.status();
+  if (r->exit_code == 0) return Status::ok();
+  std::string why = last_line(r->err);
+  if (why.empty()) why = last_line(r->out);
+  if (why.empty()) why = "exit status " + std::to_string(r->exit_code);
+  if (why.find("No space left") != std::string::npos) return no_space(what + " failed: " + why);
+  return io_error(what + " failed: " + why);
+}
+
+Status make_dir(const std::string& path, mode_t mode) {
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return errno_status(errno, "mkdir " + path);
+  if (chmod(path.c_str(), mode) != 0) return errno_status(errno, "chmod " + path);
+  return Status::ok();
+}
+
+Status chown_postgres(const std::string& path) {
+  struct passwd* pw = getpwnam("postgres");
+  if (pw == nullptr) return not_found("there is no 'postgres' user (install postgresql-15)");
+  if (chown(path.c_str(), pw->pw_uid, pw->pw_gid) != 0) return errno_status(errno, "chown " + path);
+  return Status::ok();
+}
+
+// The last FATAL/PANIC/ERROR line of the server log: why a start failed.
+std::string last_log_error(const std::string& log_file) {
+  std::ifstream in(log_file);
+  std::string line, found;
+  while (std::getline(in, line)) {
+    if (line.find("FATAL:") != std::string::npos || line.find("PANIC:") != std::string::npos ||
+        line.find("ERROR:") != std::string::npos) {
+      found = line;
+    }
+  }
+  return found;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+Status require_root() {
+  if (geteuid() != 0) {
+    return not_supported("arbor pg needs root (it makes loop devices, mounts ext4, runs Postgres as postgres)");
+  }
+  return Status::ok();
+}
+
+Result<std::string> find_bindir() {
+  const char* env = std::getenv("ARBOR_PG_BINDIR");
+  std::string dir = env != nullptr && *env != '\0' ? env : kDefaultBindir;
+  for (const char* prog : {"postgres", "initdb", "pg_ctl", "psql"}) {
+    if (!executable(dir + "/" + prog)) {
+      return not_found("PostgreSQL 15 not found: no " + dir + "/" + prog +
+                       " (install postgresql-15, or set ARBOR_PG_BINDIR)");
+    }
+  }
+  if (getpwnam("postgres") == nullptr) return not_found("there is no 'postgres' user (install postgresql-15)");
+  return dir;
+}
+
+Paths paths_for(const std::string& store_dir, const std::string& name) {
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%012llx", static_cast<unsigned long long>(fnv1a(store_dir) & 0xffffffffffffull));
+  Paths p;
+  p.base = std::string(kRunRoot) + "/" + hash;
+  p.mount_dir = p.base + "/" + name;
+  p.data_dir = p.mount_dir + "/pgdata";
+  p.log_file = p.mount_dir + "/postgres.log";
+  p.socket_dir = p.base + "/sock";
+  return p;
+}
+
+bool port_free(int port, const std::string& socket_dir) {
+  struct stat st;
+  if (stat((socket_dir + "/.s.PGSQL." + std::to_string(port)).c_str(), &st) == 0) return false;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as Postgres binds
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+Result<int> pick_port(const std::vector<int>& taken, const std::string& socket_dir) {
+  for (int port = kFirstPort; port < kFirstPort + kPortsTried; ++port) {
+    bool recorded = false;
+    for (int t : taken) recorded = recorded || t == port;
+    if (!recorded && port_free(port, socket_dir)) return port;
+  }
+  return busy("no free port in " + std::to_string(kFirstPort) + ".." +
+              std::to_string(kFirstPort + kPortsTried - 1));
+}
+
+Status make_filesystem(const std::string& device) {
+  // The volume is thin and reads zeros: writing zeros (inode tables, journal) or discarding
+  // would only cost time and, for zeros, space.
+  return run_checked({"mkfs.ext4", "-q", "-F", "-m", "0", "-E", "nodiscard,assume_storage_prezeroed=1",
+                      device},
+                     "mkfs.ext4 on " + device);
+}
+
+bool is_mounted(const std::string& mount_dir) {
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, dir, rest;
+  while (mounts >> dev >> dir && std::getline(mounts, rest)) {
+    if (dir == mount_dir) return true;
+  }
+  return false;
+}
+
+Status mount_device(const std::string& device, const std::string& mount_dir) {
+  if (is_mounted(mount_dir)) return Status::ok();
+  std::string base = mount_dir.substr(0, mount_dir.rfind('/'));
+  RETURN_IF_ERROR(make_dir(kRunRoot, 0755));
+  RETURN_IF_ERROR(make_dir(base, 0755));
+  RETURN_IF_ERROR(make_dir(mount_dir, 0755));
+  RETURN_IF_ERROR(run_checked({"mount", "-t", "ext4", "-o", "noatime", device, mount_dir},
+                              "mount " + device + " on " + mount_dir));
+  // The filesystem's root must stay traversable by postgres (mkfs makes it root 0755 already).
+  if (chmod(mount_dir.c_str(), 0755) != 0) return errno_status(errno, "chmod " + mount_dir);
+  return Status::ok();
+}
+
+Status unmount(const std::string& mount_dir) {
+  if (!is_mounted(mount_dir)) return Status::ok();
+  return run_checked({"umount", mount_dir}, "umount " + mount_dir);
+}
+
+Status init_cluster(const std::string& bindir, const Paths& p) {
+  RETURN_IF_ERROR(make_dir(p.socket_dir, 0755));
+  RETURN_IF_ERROR(chown_postgres(p.socket_dir));
+  RETURN_IF_ERROR(make_dir(p.data_dir, 0700));
+  RETURN_IF_ERROR(chown_postgres(p.data_dir));
+  int fd = open(p.log_file.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
+  if (fd < 0) return errno_status(errno, "create " + p.log_file);
+  close(fd);
+  RETURN_IF_ERROR(chown_postgres(p.log_file));
+  RETURN_IF_ERROR(run_checked(as_postgres({bindir + "/initdb", "-D", p.data_dir, "-U", "postgres",
+                                           "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
+                                           "--no-instructions"}),
+                              "initdb"));
+  std::ofstream conf(p.data_dir + "/postgresql.conf", std::ios::app);
+  conf << "\n# arbor pg: the port and the socket directory are set at start (pg_ctl -o)\n"
+       << "listen_addresses = '127.0.0.1'\n";
+  if (!conf.good()) return io_error("cannot write " + p.data_dir + "/postgresql.conf");
+  return Status::ok();
+}
+
+pid_t running_pid(const Paths& p) {
+  std::ifstream pidfile(p.data_dir + "/postmaster.pid");
+  long pid = 0;
+  if (!(pidfile >> pid) || pid <= 0) return 0;
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return 0;
+  // The postmaster's working directory is its data directory.
+  char cwd[4096];
+  std::string link = "/proc/" + std::to_string(pid) + "/cwd";
+  ssize_t n = readlink(link.c_str(), cwd, sizeof cwd - 1);
+  if (n <= 0) return 0;
+  cwd[n] = '\0';
+  return p.data_dir == cwd ? static_cast<pid_t>(pid) : 0;
+}
+
+Status remove_stale_pid(const Paths& p) {
+  if (running_pid(p) != 0) return Status::ok();
+  std::string pidfile = p.data_dir + "/postmaster.pid";
+  if (unlink(pidfile.c_str()) != 0 && errno != ENOENT) return errno_status(errno, "remove " + pidfile);
+  return Status::ok();
+}
+
+Status start_server(const std::string& bindir, const Paths& p, int port) {
+  RETURN_IF_ERROR(make_dir(p.socket_dir, 0755));
+  RETURN_IF_ERROR(chown_postgres(p.socket_dir));
+  std::string opts = "-p " + std::to_string(port) + " -k " + p.socket_dir;
+  auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-l", p.log_file, "-w",
+                                    "-t", "300", "-s", "-o", opts, "start"}));
+  if (!r) return r.status();
+  if (r->exit_code == 0) return Status::ok();
+  std::string why = last_log_error(p.log_file);
+  if (why.empty()) why = last_line(r->err);
+  if (why.find("No space left") != std::string::npos) return no_space("Postgres did not start: " + why);
+  if (why.find("Address already in use") != std::string::npos) {
+    return busy("Postgres did not start: port " + std::to_string(port) + " is in use");
+  }
+  return io_error("Postgres did not start: " + why + " (log: " + p.log_file + ")");
+}
+
+Status stop_server(const std::string& bindir, const Paths& p) {
+  if (running_pid(p) == 0) return Status::ok();
+  Status st = run_checked(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-w", "-t", "60", "-s",
+                                       "-m", "fast", "stop"}),
+                          "pg_ctl stop");
+  if (st.is_ok() || running_pid(p) == 0) return Status::ok();
+  return run_checked(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-w", "-t", "60", "-s", "-m",
+                                  "immediate", "stop"}),
+                     "pg_ctl stop -m immediate");
+}
+
+Result<std::string> run_sql(const std::string& bindir, int port, const std::string& sql) {
+  auto r = run_process({bindir + "/psql", "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p",
+                        std::to_string(port), "-U", "postgres", "-d", "postgres", "-v",
+                        "ON_ERROR_STOP=1", "-c", sql});
+  if (!r) return r.status();
+  if (r->exit_code != 0) return io_error("psql: " + last_line(r->err));
+  return r->out;
+}
+
+}  // namespace arbor::pg
