@@ -126,7 +126,7 @@ Status usage(const Context& ctx, const std::string& name) {
   for (const auto& v : r["volumes"]) add(v);
   if (rows.size() > 1) print_table(rows);
   const Json& s = r["store"];
-  std::printf("store: %s physical used (%llu segments of %s), %s live, %s free\n",
+  std::printf("store: %s physical used (%llu segment(s) of %s), %s live, %s free\n",
               size_str(s, "physical_used_bytes").c_str(),
               (unsigned long long)s.value("segments_in_use", uint64_t(0)),
               size_str(s, "segment_size_bytes").c_str(), size_str(s, "live_bytes").c_str(),

@@ -383,9 +383,7 @@ void register_pg_commands(CLI::App& app, std::function<Status(const Context&)>& 
 
   auto* psql = pg->add_subcommand("psql", "Run psql on a server: arbor pg psql NAME [-- psql args...]");
   psql->add_option("NAME", a.name)->required();
-  psql->add_option("ARGS", a.rest, "Arguments for psql");
-  psql->prefix_command();
-  psql->allow_extras();
+  psql->allow_extras();  // everything after NAME goes to psql
   psql->callback([&, psql] {
     for (const auto& extra : psql->remaining()) a.rest.push_back(extra);
     run = [](const Context& c) { return pg_psql(c, a.name, a.rest); };

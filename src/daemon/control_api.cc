@@ -105,7 +105,7 @@ class ImportWriter {
   bool add(const char* data, size_t len) {
     if (!status_.is_ok()) return false;
     received_ += len;
-    if (offset_ + buf_.size() + len > size_) {
+    if (offset_ > size_ || buf_.size() + len > size_ - offset_) {
       status_ = out_of_range("the data runs past the end of the volume (" +
                              format_size_bytes(size_) + ")");
       return false;
@@ -323,8 +323,8 @@ void ControlApi::Impl::import_data(const httplib::Request& req, httplib::Respons
     return discard(), send_error(res, read_only("'" + name + "' is a snapshot; snapshots are read-only"));
   }
   if (req.has_header("Content-Length")) {
-    uint64_t len = std::stoull(req.get_header_value("Content-Length"));
-    if (*offset + len > info->size_bytes) {
+    uint64_t len = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
+    if (*offset > info->size_bytes || len > info->size_bytes - *offset) {
       return discard(), send_error(res, out_of_range("the data (" + format_size_bytes(len) +
                                                      ") does not fit in '" + name + "' (" +
                                                      format_size_bytes(info->size_bytes) + ")"));
@@ -362,7 +362,7 @@ void ControlApi::Impl::export_data(const httplib::Request& req, httplib::Respons
   }
   auto length = query_u64(req, "length", info->size_bytes - *offset);
   if (!length) return send_error(res, length.status());
-  if (*offset + *length > info->size_bytes) {
+  if (*length > info->size_bytes - *offset) {
     return send_error(res, out_of_range("the range runs past the end of '" + name + "'"));
   }
   Store& store = daemon.store();

@@ -70,6 +70,35 @@ expect_error "$ARBOR" volume create
 expect_error "$ARBOR" frobnicate
 expect_error "$ARBOR" volume create x --size
 
+step "malformed API requests (curl): 400 with a JSON error, nothing changes"
+sock=$ARBOR_HOME/arbord.sock
+api_refuses() {
+  local want=$1 method=$2 path=$3 body=$4 code
+  code=$(curl -s -o "$WORK/body" -w '%{http_code}' --unix-socket "$sock" -X "$method" "http://arbor$path" -d "$body")
+  [ "$code" = "$want" ] || fail "$method $path $body: HTTP $code, wanted $want"
+  jq -e '.error.code and (.error.message | length > 0)' "$WORK/body" >/dev/null || fail "$method $path $body: no JSON error"
+  echo "ok (HTTP $code): $method $path $body -> $(jq -c .error "$WORK/body")"
+}
+api_refuses 400 POST /v1/volumes 'not json'
+api_refuses 400 POST /v1/volumes '[1,2]'
+api_refuses 400 POST /v1/volumes '{"name": 5, "size": "1G"}'
+api_refuses 400 POST /v1/volumes '{"name": "x"}'
+api_refuses 400 POST /v1/volumes '{"name": "x", "size": -1}'
+api_refuses 400 POST /v1/volumes '{"name": "x", "size": "abc"}'
+api_refuses 400 POST /v1/volumes '{"name": "x", "size": 1.5}'
+api_refuses 400 POST /v1/volumes '{"name": "x", "size": 99999999999999999999999}'
+api_refuses 400 POST /v1/branches '{"name": "x"}'
+api_refuses 404 POST /v1/branches '{"name": "x", "from": "nope"}'
+api_refuses 400 POST /v1/clean '{"max_live_fraction": 2}'
+api_refuses 400 POST /v1/clean '{"max_live_fraction": "half"}'
+api_refuses 409 PUT /v1/volumes/db@s1/data 'abcd'
+api_refuses 400 PUT '/v1/volumes/db/data?offset=67108863' 'abcd'
+api_refuses 400 PUT '/v1/volumes/db/data?offset=-1' 'abcd'
+api_refuses 400 GET '/v1/volumes/db/data?offset=1&length=67108864' ''
+api_refuses 404 GET /v1/volumes/Bad%2Fname ''
+api_refuses 404 POST /v1/volumes/db/detach '{}'
+api_refuses 404 GET /v1/nothing-here ''
+
 step "the daemon still serves"
 "$ARBOR" list >/dev/null
 [ "$(json list | jq '.volumes | length')" -eq 2 ] || fail "state changed by refused requests"
