@@ -836,3 +836,85 @@ TEST(SessionMore, WriteCacheOffMakesWritesFuaDsmWithoutAdDoesNothingSmartCounts)
 
 }  // namespace
 }  // namespace arbor::nvme_tcp
+
+namespace arbor::nvme_tcp {
+namespace {
+
+TEST(SessionMore, FlushAndFuaWritesRunOffTheLoopAndAnswerWhenDone) {
+  proto::MemoryCatalog catalog;
+  catalog.add("vol", 1 << 20);
+  StaticHostAllowList allow;
+  TargetContext ctx;
+  ctx.catalog = &catalog;
+  ctx.allow = &allow;
+  ctx.nqn_prefix = kPrefix;
+  // A pretend worker pool: queue the work, run it (and its `done`) when the test says so.
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> queued;
+  auto pool = [&](std::function<void()> work, std::function<void()> done) { queued.emplace_back(work, done); };
+  Host admin(ctx);
+  admin.s.set_run_blocking(pool);
+  admin.handshake();
+  uint16_t cntlid = 0;
+  ASSERT_EQ(admin.admin_connect(std::string(kPrefix) + "vol", &cntlid), 0);
+  Host io(ctx);
+  io.s.set_run_blocking(pool);
+  io.handshake();
+  ASSERT_EQ(io.connect(std::string(kPrefix) + "vol", 1, cntlid), 0);
+
+  const uint64_t flushes = catalog.flush_count();
+  io.feed(io.capsule(Host::sqe(kIoFlush, 1, 1)));
+  EXPECT_TRUE(io.out.empty());  // not answered while the flush runs
+  ASSERT_EQ(queued.size(), 1u);
+  // A plain write and a read are served meanwhile (completions may come out of order).
+  std::vector<uint8_t> blk(4096, 0x11);
+  Sqe w = Host::sqe(kIoWrite, 2, 1);
+  Host::sgl(w, kSglDataBlockOffset, 4096);
+  EXPECT_EQ(io.run(io.capsule(w, blk)).first, 0);
+  Sqe fua = Host::sqe(kIoWrite, 3, 1);
+  put_u64(&fua[40], 1);
+  put_u32(&fua[48], 1u << 30);
+  Host::sgl(fua, kSglDataBlockOffset, 4096);
+  auto fua_pdu = io.capsule(fua, std::vector<uint8_t>(4096, 0x22));
+  io.feed(fua_pdu);
+  EXPECT_TRUE(io.out.empty());
+  ASSERT_EQ(queued.size(), 2u);
+  std::fill(fua_pdu.begin(), fua_pdu.end(), 0);  // the receive buffer is reused: the write must not care
+  for (auto& [work, done] : queued) {
+    work();
+    done();
+    io.feed({});
+  }
+  queued.clear();
+  ASSERT_EQ(io.out.size(), 2u);
+  EXPECT_EQ(get_u16(&io.out[0].b[8 + 12]), 1);  // flush
+  EXPECT_EQ(get_u16(&io.out[1].b[8 + 12]), 3);  // FUA write
+  EXPECT_EQ(get_u16(&io.out[1].b[8 + 14]) >> 1, 0);
+  io.out.clear();
+  EXPECT_EQ(catalog.flush_count(), flushes + 1);
+  std::vector<uint8_t> got;
+  Sqe r = Host::sqe(kIoRead, 4, 1);
+  put_u64(&r[40], 1);
+  Host::sgl(r, kSglTransportDataBlock, 4096);
+  ASSERT_EQ(io.run(io.capsule(r), &got).first, 0);
+  EXPECT_EQ(got, std::vector<uint8_t>(4096, 0x22));
+
+  // Shutdown: CSTS.SHST says "occurring" until the flush is done, then "complete".
+  Sqe shn = Host::fabrics(kFcPropertySet, 8);
+  put_u32(&shn[44], kPropCc);
+  put_u64(&shn[48], 1 | (6u << 16) | (4u << 20) | (1u << 14));
+  admin.feed(admin.capsule(shn));
+  EXPECT_TRUE(admin.out.empty());
+  Sqe csts = Host::fabrics(kFcPropertyGet, 9);
+  put_u32(&csts[44], kPropCsts);
+  EXPECT_EQ(admin.run(admin.capsule(csts)).second & 0xC, kCstsShstOccurring);
+  ASSERT_EQ(queued.size(), 1u);
+  queued[0].first();
+  queued[0].second();
+  admin.feed({});
+  ASSERT_EQ(admin.out.size(), 1u);  // the Property Set answer, now
+  EXPECT_EQ(get_u16(&admin.next().b[8 + 12]), 8);
+  EXPECT_EQ(admin.run(admin.capsule(csts)).second & 0xC, kCstsShstComplete);
+}
+
+}  // namespace
+}  // namespace arbor::nvme_tcp

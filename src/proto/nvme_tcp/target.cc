@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "net/server.h"
+#include "net/worker_pool.h"
 #include "proto/nvme_tcp/session.h"
 
 namespace arbor::nvme_tcp {
@@ -35,6 +36,7 @@ Result<std::string> tcp_uri(const std::string& host_port) {
 
 struct NvmeTcpTarget::Impl {
   TargetContext ctx;
+  std::unique_ptr<net::WorkerPool> workers;  // Flush, FUA writes: calls that may block
   std::unique_ptr<net::Server> server;
   std::string io_host, disc_host;
   uint16_t io_port = 0, disc_port = 0;
@@ -58,7 +60,21 @@ namespace {
 
 class NvmeProtocol : public net::Protocol {
  public:
-  NvmeProtocol(NvmeTcpTarget::Impl* impl) : impl_(impl), session_(impl->ctx, now_ms()) {}
+  NvmeProtocol(NvmeTcpTarget::Impl* impl, net::Connection& conn)
+      : impl_(impl), conn_(conn), session_(impl->ctx, now_ms()) {
+    session_.set_run_blocking([this](std::function<void()> work, std::function<void()> done) {
+      // The task holds the connection (not the session) alive; post() skips `done` once it has
+      // closed, and while it is open this protocol and its session are alive.
+      impl_->workers->submit([conn = conn_.shared_from_this(), this, work = std::move(work),
+                              done = std::move(done)]() mutable {
+        work();
+        conn->post([this, done = std::move(done)] {
+          done();
+          drain(conn_);
+        });
+      });
+    });
+  }
 
   void on_open(net::Connection& conn) override {
     id_ = conn.id();
@@ -86,6 +102,7 @@ class NvmeProtocol : public net::Protocol {
     if (session_.closing()) conn.close_after_send();
   }
   NvmeTcpTarget::Impl* impl_;
+  net::Connection& conn_;
   Session session_;
   uint64_t id_ = 0;
 };
@@ -129,8 +146,13 @@ Result<std::unique_ptr<NvmeTcpTarget>> NvmeTcpTarget::start(proto::ExportCatalog
   // The largest PDU plus slack: the server grows a receive buffer only to what a session asks for.
   so.initial_rx_bytes = size_t(64) << 10;
   Impl* raw = impl.get();
-  ASSIGN_OR_RETURN(impl->server,
-                   net::Server::start(so, [raw](net::Connection&) { return std::make_unique<NvmeProtocol>(raw); }));
+  impl->workers = std::make_unique<net::WorkerPool>(std::max(1, options.blocking_workers));
+  auto server = net::Server::start(so, [raw](net::Connection& conn) { return std::make_unique<NvmeProtocol>(raw, conn); });
+  if (!server.is_ok()) {
+    impl->workers->stop();
+    return server.status();
+  }
+  impl->server = std::move(server).value();
   const auto& bound = impl->server->bound();
   impl->io_host = bound[0].host;
   impl->io_port = bound[0].port;
@@ -155,7 +177,10 @@ void NvmeTcpTarget::stop() {
   }
   impl_->cv.notify_all();
   impl_->timer.join();
-  impl_->server->stop();  // closes every connection: sessions release their controllers
+  // Loops first (no new work is submitted; sessions release their controllers), then workers
+  // (running calls finish; their answers are posted to stopped loops and dropped).
+  impl_->server->stop();
+  impl_->workers->stop();
 }
 
 std::vector<std::string> NvmeTcpTarget::endpoints() const {

@@ -5,7 +5,9 @@
 // Transport: the shared io_uring server (net/server.h): a fixed set of event loops, each owning a
 // ring; a connection lives on one loop, so its Session needs no lock; completion-driven, no busy
 // polling, no thread per connection. A timer thread posts a keep-alive tick to every open
-// connection every 250 ms. BlockExport calls run inline on the loop (run to completion).
+// connection every 250 ms. Reads and ordinary writes run inline on the loop (run to completion);
+// Flush, FUA writes and the shutdown flush run on a small worker pool, so one slow fsync does not
+// stall every other connection on that loop.
 //
 // Threading: start/stop/endpoints from the owner thread. The catalog and allow-list must outlive
 // the target and be safe to call from the loop threads.
@@ -26,6 +28,7 @@ struct NvmeTcpOptions {
   std::string discovery_listen = "127.0.0.1:8009";  // empty: no separate discovery listener
   std::string nqn_prefix = "nqn.2026-01.dev.arbor:";
   int event_loops = 2;
+  int blocking_workers = 2;  // threads for Flush and FUA writes, so a slow one stalls no loop
   // TRADDR the discovery log page reports; empty = the I/O listen host (127.0.0.1 for 0.0.0.0).
   std::string advertised_address;
 };

@@ -177,6 +177,17 @@ TEST(NvmeTcpTarget, ServesOverSocketsAndSurvivesABadPeer) {
   ASSERT_EQ(c2h[0], kC2HData);
   EXPECT_EQ(std::vector<uint8_t>(c2h.begin() + c2h[3], c2h.end()), data);
   ASSERT_EQ(status_of(io.recv_pdu()), 0);
+  // Flush goes through the worker pool and comes back on the connection's loop.
+  const uint64_t flushes = catalog.flush_count();
+  std::array<uint8_t, 64> f{};
+  f[0] = kIoFlush;
+  put_u16(&f[2], 10);
+  put_u32(&f[4], 1);
+  io.send(capsule(f));
+  auto fr = io.recv_pdu();
+  ASSERT_EQ(status_of(fr), 0);
+  EXPECT_EQ(get_u16(&fr[20]), 10);
+  EXPECT_EQ(catalog.flush_count(), flushes + 1);
   EXPECT_EQ(t->connection_count(), 2u);
 
   t->stop();
