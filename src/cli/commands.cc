@@ -106,7 +106,7 @@ Status remove(const Context& ctx, const std::string& name) {
   return Status::ok();
 }
 
-Status usage(const Context& ctx, const std::string& name) {
+Status usage(const Context& ctx, const std::vector<std::string>& names) {
   ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
   std::vector<std::vector<std::string>> rows = {{"NAME", "SIZE", "MAPPED", "OWNED", "SHARED"}};
   auto add = [&](const Json& v) {
@@ -114,10 +114,14 @@ Status usage(const Context& ctx, const std::string& name) {
     rows.push_back({v.value("name", ""), size_str(v, "size_bytes"), size_str(u, "mapped_bytes"),
                     size_str(u, "owned_bytes"), size_str(u, "shared_bytes")});
   };
-  if (!name.empty()) {
-    ASSIGN_OR_RETURN(auto v, api.get("/v1/volumes/" + path_escape(name) + "/usage"));
-    if (ctx.json) return print_json(v), Status::ok();
-    add(v);
+  if (!names.empty()) {
+    Json all = Json::array();
+    for (const auto& name : names) {
+      ASSIGN_OR_RETURN(auto v, api.get("/v1/volumes/" + path_escape(name) + "/usage"));
+      all.push_back(v);
+      add(v);
+    }
+    if (ctx.json) return print_json(names.size() == 1 ? all[0] : Json{{"volumes", all}}), Status::ok();
     print_table(rows);
     return Status::ok();
   }

@@ -26,7 +26,8 @@ Status snapshot_create(const Context& ctx, const std::string& volume_at_snap);
 Status list(const Context& ctx);
 Status info(const Context& ctx, const std::string& name);
 Status remove(const Context& ctx, const std::string& name);
-Status usage(const Context& ctx, const std::string& name);
+// No names: every volume and the store. One name: that volume. Several: a table of those.
+Status usage(const Context& ctx, const std::vector<std::string>& names);
 Status resize(const Context& ctx, const std::string& name, const std::string& size);
 Status clean(const Context& ctx, double max_live_fraction);
 // Writes FILE into NAME at byte `offset` (creating NAME, sized for the file or --size, if absent).

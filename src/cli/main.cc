@@ -73,8 +73,9 @@ int main(int argc, char** argv) {
   del->add_option("NAME", name, "NAME or NAME@SNAP")->required();
   del->callback([&] { run = [&](const Context& c) { return remove(c, name); }; });
   auto* use = app.add_subcommand("usage", "Space: per volume logical/owned/shared, store used/free");
-  use->add_option("NAME", name);
-  use->callback([&] { run = [&](const Context& c) { return usage(c, name); }; });
+  std::vector<std::string> names;
+  use->add_option("NAME", names, "Volumes or snapshots (default: all, and the store)");
+  use->callback([&] { run = [&](const Context& c) { return usage(c, names); }; });
   auto* rsz = app.add_subcommand("resize", "Grow a volume");
   rsz->add_option("NAME", name)->required();
   rsz->add_option("--size", size, "New logical size, e.g. 20G")->required();

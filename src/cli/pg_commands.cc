@@ -188,6 +188,7 @@ Status pg_branch(const Context& ctx, const std::string& name, const std::string&
   RETURN_IF_ERROR(pg::mount_device(device, p.mount_dir));  // replays the ext4 journal
   uint64_t attach_ns = ns_since(t_attach);
   RETURN_IF_ERROR(pg::remove_stale_pid(p));  // the parent's postmaster.pid came along
+  RETURN_IF_ERROR(pg::reset_log(p));
   pg::Record rec{name, from, port, now_unix_ms()};
   RETURN_IF_ERROR(pg::save_record(ctx.store_dir, rec));
   auto t_start = Clock::now();
@@ -384,6 +385,8 @@ void register_pg_commands(CLI::App& app, std::function<Status(const Context&)>& 
   auto* psql = pg->add_subcommand("psql", "Run psql on a server: arbor pg psql NAME [-- psql args...]");
   psql->add_option("NAME", a.name)->required();
   psql->allow_extras();  // everything after NAME goes to psql
+  psql->fallthrough(false);
+  psql->positionals_at_end(false);
   psql->callback([&, psql] {
     for (const auto& extra : psql->remaining()) a.rest.push_back(extra);
     run = [](const Context& c) { return pg_psql(c, a.name, a.rest); };
