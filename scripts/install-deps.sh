@@ -3,7 +3,7 @@
 # Idempotent: does nothing when all are present. Needs root (or sudo).
 set -euo pipefail
 packages=(
-  build-essential cmake pkg-config git ca-certificates curl
+  build-essential cmake pkg-config git ca-certificates curl jq python3
   liburing-dev libisal-dev libfuse3-dev fuse3 libnbd-dev libnbd-bin
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
