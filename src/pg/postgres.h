@@ -69,6 +69,9 @@ pid_t running_pid(const Paths& p);
 // by a crash).
 Status remove_stale_pid(const Paths& p);
 
+// Empties the server log (a branch's is its parent's, with a crash-consistent tail of zeros).
+Status reset_log(const Paths& p);
+
 // pg_ctl start -w on `port`: returns once the server accepts connections (after WAL replay).
 Status start_server(const std::string& bindir, const Paths& p, int port);
 // pg_ctl stop -m fast, falling back to immediate. No-op when not running.
