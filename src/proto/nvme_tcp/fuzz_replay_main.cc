@@ -76,6 +76,11 @@ std::vector<std::vector<uint8_t>> seeds() {
   put_u32(&range[4], 2);
   append(io, cmd(kIoDsm, 6, 1, 0, 0, kSglDataBlockOffset, 16, range));
   out.push_back(io);
+  // The same stream with blocking calls deferred (bit 7), plus a FUA write.
+  std::vector<uint8_t> deferred = io;
+  deferred[0] = 3 | 0x80;
+  append(deferred, cmd(kIoWrite, 7, 1, 0, 1u << 30, kSglDataBlockOffset, 4096, std::vector<uint8_t>(4096, 9)));
+  out.push_back(deferred);
   // Admin queue (mode 2): identify variants, log pages, features, keep alive, AER.
   std::vector<uint8_t> adm = {2};
   for (uint32_t cns : {0u, 1u, 2u, 3u, 6u, 9u}) append(adm, cmd(kAdminIdentify, 10, 1, cns, 0, kSglTransportDataBlock, 4096, {}));

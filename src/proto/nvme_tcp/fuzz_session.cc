@@ -4,13 +4,16 @@
 //   bits 1:0  0 = raw (before ICReq), 1 = after ICReq, 2 = admin queue connected and enabled,
 //             3 = I/O queue 1 connected to a live controller
 //   bits 3:2  digests negotiated in the ICReq (header, data)
-//   bits 7:4  how the rest is split into receive() calls (0 = one call, else chunks of 2^k bytes)
+//   bits 6:4  how the rest is split into receive() calls (0 = one call, else chunks of 2^(k-1) bytes)
+//   bit 7     blocking calls (Flush, FUA writes, shutdown) are deferred and run after each
+//             receive(), as the transport's worker pool does, instead of inline
 // The rest of the input is what the host sends. Invariants checked on every input: the session
 // never consumes more than it was given, every output PDU's PLEN equals its size, and a closing
 // session consumes nothing more.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include "proto/nvme_tcp/session.h"
@@ -112,12 +115,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t mode = data[0] & 3;
   const uint8_t digest = (data[0] >> 2) & 3;
-  const uint8_t split = data[0] >> 4;
+  const uint8_t split = (data[0] >> 4) & 7;
+  const bool deferred = data[0] >> 7;
   const bool hd = digest & 1, dd = digest & 2;
   std::vector<uint8_t> input(data + 1, data + size);
 
   Session admin(world->ctx, 0);
   Session s(world->ctx, 0);
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> queued;
+  if (deferred) {
+    s.set_run_blocking([&queued](std::function<void()> work, std::function<void()> done) {
+      queued.emplace_back(std::move(work), std::move(done));
+    });
+  }
   if (mode == 3) {
     feed(admin, icreq(digest));
     admin.receive(connect_pdu(0, 0xFFFF, hd, dd), 0);
@@ -148,6 +158,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ARBOR_CHECK(used <= buf.size());
     ARBOR_CHECK(want <= s.max_pdu_bytes() || s.closing());
     buf.erase(buf.begin(), buf.begin() + used);
+    check_output(s);
+    // Worker results come back after the receive buffer was consumed (and would be reused).
+    std::fill(buf.begin(), buf.end(), 0xDD);
+    auto batch = std::move(queued);
+    queued.clear();
+    for (auto& [work, done] : batch) {
+      work();
+      done();
+    }
     check_output(s);
   }
   s.tick(1000000);
