@@ -37,13 +37,25 @@ std::vector<std::string> as_postgres(std::vector<std::string> argv) {
   return full;
 }
 
+// The line of a failed program's output that says why: one naming ENOSPC, else the last error
+// line ("initdb: error: ...", "FATAL: ..."), else the last line.
+std::string telling_line(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, error_line;
+  while (std::getline(in, line)) {
+    if (line.find("No space left") != std::string::npos) return line;
+    if (line.find("error") != std::string::npos || line.find("FATAL") != std::string::npos) error_line = line;
+  }
+  return error_line.empty() ? last_line(text) : error_line;
+}
+
 // Runs argv; a non-zero exit becomes an error "WHAT failed: <last stderr line>".
 Status run_checked(const std::vector<std::string>& argv, const std::string& what) {
   auto r = run_process(argv);
   if (!r) return r.status();
   if (r->exit_code == 0) return Status::ok();
-  std::string why = last_line(r->err);
-  if (why.empty()) why = last_line(r->out);
+  std::string why = telling_line(r->err);
+  if (why.empty()) why = telling_line(r->out);
   if (why.empty()) why = "exit status " + std::to_string(r->exit_code);
   if (why.find("No space left") != std::string::npos) return no_space(what + " failed: " + why);
   return io_error(what + " failed: " + why);
@@ -201,7 +213,16 @@ Status init_cluster(const std::string& bindir, const Paths& p) {
        << "# A branch starts as after a crash; Postgres then syncs the data directory before redo:\n"
        << "# one syncfs() instead of an fsync of every file keeps that to milliseconds.\n"
        << "recovery_init_sync_method = syncfs\n";
+  conf.close();
   if (!conf.good()) return io_error("cannot write " + p.data_dir + "/postgresql.conf");
+  // Make what we wrote durable: a branch is a crash-consistent image, so a settings file still in
+  // the page cache would reach it as zeros.
+  int dir_fd = open(p.mount_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return errno_status(errno, "open " + p.mount_dir);
+  int rc = syncfs(dir_fd);
+  int err = errno;
+  close(dir_fd);
+  if (rc != 0) return errno_status(err, "syncfs " + p.mount_dir);
   return Status::ok();
 }
 
