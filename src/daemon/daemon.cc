@@ -212,7 +212,7 @@ Result<Json> Daemon::remove(const std::string& name) {
   }
   Status st = store_->remove(name);
   if (!st.is_ok()) {
-    if (st.code() == Code::kBusy) {
+    if (st.code() == Code::kBusy && info.open_count > 0) {
       return busy("'" + name + "' is in use (" + std::to_string(info.open_count) +
                   " open NBD/NVMe connections or transfers); close them first");
     }

@@ -65,6 +65,9 @@ else
   echo "nbdfuse or /dev/fuse missing: skipped the in-use case"
 fi
 
+step "deleting a volume that has snapshots"
+expect_error_matching "snapshots" "$ARBOR" delete db
+
 step "command-line mistakes are one line too"
 expect_error "$ARBOR" volume create
 expect_error "$ARBOR" frobnicate
