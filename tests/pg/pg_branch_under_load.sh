@@ -11,7 +11,8 @@ pgbench_on "$P" -i -s 2 -q >/dev/null 2>&1 || fail "pgbench -i"
 step "pgbench writes; branch under it"
 pgbench_on "$P" -c 4 -T 25 >"$WORK/pgbench.out" 2>&1 &
 BG_PIDS+=($!)
-wait_for "pgbench transactions" 20 test "$(sql db "select count(*) > 200 from pgbench_history")" = t
+busy_writing() { [ "$(sql db "select count(*) > 200 from pgbench_history")" = t ]; }
+wait_for "pgbench transactions" 20 busy_writing
 "$ARBOR" pg branch br --from db
 [ "$(state_of br)" = running ] || fail "branch not running"
 [ "$(state_of db)" = running ] || fail "parent not running"
