@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Postgres and NBD benchmarks for Arbor, each against a baseline measured in the same run. Prints
+# markdown tables. Needs root, postgresql-15, fio (nbd engine), nbdkit. Runs on a private store.
+#   bench/pg_bench.sh [--arbor build/src/cli/arbor] [--scales "10 100 500"] [--tps-seconds 30]
+#                     [--fio-seconds 15] [--only tps|branch|fio]
+# (a) pgbench TPS: data directory on an attached volume vs on the local filesystem (goal >= 80%)
+# (b) `arbor pg branch` wall time under pgbench at each scale (goal: flat, < 1 s incl. recovery)
+# (c) fio 4 KiB random read/write IOPS, qd 1 and 32: arbord NBD vs nbdkit file plugin (goal 1.5x at 32)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ARBOR=$ROOT/build/src/cli/arbor
+SCALES="10 100 500"
+TPS_S=30
+FIO_S=15
+ONLY=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --arbor) ARBOR=$(readlink -f "$2"); shift 2 ;;
+    --scales) SCALES=$2; shift 2 ;;
+    --tps-seconds) TPS_S=$2; shift 2 ;;
+    --fio-seconds) FIO_S=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "needs root" >&2; exit 1; }
+PGBIN=/usr/lib/postgresql/15/bin
+WORK=$(mktemp -d /var/tmp/arbor-pg-bench.XXXXXX)
+chmod 755 "$WORK"
+export ARBOR_HOME=$WORK/store
+"$ARBOR" daemon start --nbd-listen "unix://$ARBOR_HOME/nbd.sock" --no-nvme >/dev/null
+LOCAL_PORT=""
+NBDKIT_PID=""
+cleanup() {
+  set +e
+  [ -n "$NBDKIT_PID" ] && kill "$NBDKIT_PID" 2>/dev/null
+  [ -n "$LOCAL_PORT" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/local/pgdata" -m immediate -s stop 2>/dev/null
+  for f in "$ARBOR_HOME"/pg/*.json; do [ -e "$f" ] && "$ARBOR" pg delete "$(basename "$f" .json)" >/dev/null; done
+  "$ARBOR" daemon stop >/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+pgb() { local port=$1; shift; "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres "$@" postgres; }
+port_of() { "$ARBOR" --json pg list | jq -r --arg n "$1" '.servers[] | select(.name==$n) | .port'; }
+tps_of() { grep -oP 'tps = \K[0-9.]+' "$1" | tail -1; }
+ms_now() { date +%s%3N; }
+log() { echo "$*" >&2; }
+
+if [ -z "$ONLY" ] || [ "$ONLY" = tps ]; then
+  log "(a) pgbench: local filesystem vs attached volume, scale 10, 4 clients, ${TPS_S}s each"
+  mkdir -p "$WORK/local/pgdata" && chown -R postgres: "$WORK/local" && chmod 700 "$WORK/local/pgdata"
+  runuser -u postgres -- env -C / "$PGBIN/initdb" -D "$WORK/local/pgdata" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-instructions >/dev/null
+  echo "listen_addresses = '127.0.0.1'" >>"$WORK/local/pgdata/postgresql.conf"
+  LOCAL_PORT=5499
+  runuser -u postgres -- env -C / "$PGBIN/pg_ctl" -D "$WORK/local/pgdata" -l "$WORK/local/log" -w -s -o "-p $LOCAL_PORT -k $WORK/local" start
+  "$ARBOR" pg create tps --size 8G >/dev/null
+  AP=$(port_of tps)
+  for p in $LOCAL_PORT $AP; do pgb "$p" -i -s 10 -q >/dev/null 2>&1; done
+  pgb $LOCAL_PORT -c 4 -j 2 -T "$TPS_S" >"$WORK/tps-local" 2>&1
+  pgb "$AP" -c 4 -j 2 -T "$TPS_S" >"$WORK/tps-arbor" 2>&1
+  L=$(tps_of "$WORK/tps-local"); R=$(tps_of "$WORK/tps-arbor")
+  echo
+  echo "### pgbench TPS (scale 10, 4 clients, ${TPS_S} s, default settings)"
+  echo "| data directory | TPS | vs local |"
+  echo "|---|---|---|"
+  echo "| local filesystem (baseline) | $L | 1.00x |"
+  echo "| arbor volume (ext4 on loop over nbdfuse over arbord NBD) | $R | $(awk -v a="$R" -v b="$L" 'BEGIN{printf "%.2fx", a/b}') |"
+  "$ARBOR" pg delete tps >/dev/null
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/local/pgdata" -m fast -w -s stop; LOCAL_PORT=""
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
+  echo
+  echo "### arbor pg branch under pgbench (4 clients), wall time of the command incl. the branch server's recovery"
+  echo "| scale | data | branch 1 | branch 2 | branch 3 | volume branch (engine) | recovery+start |"
+  echo "|---|---|---|---|---|---|---|"
+  for s in $SCALES; do
+    log "(b) scale $s: create, load"
+    "$ARBOR" pg create "s$s" --size $(( s / 10 + 8 ))G >/dev/null
+    P=$(port_of "s$s")
+    pgb "$P" -i -s "$s" -q >/dev/null 2>&1
+    "$PGBIN/psql" -h 127.0.0.1 -p "$P" -U postgres -qAtc CHECKPOINT postgres >/dev/null
+    size=$("$PGBIN/psql" -h 127.0.0.1 -p "$P" -U postgres -qAtc "select pg_size_pretty(pg_database_size('postgres'))" postgres)
+    pgb "$P" -c 4 -j 2 -T 600 >/dev/null 2>&1 &
+    BP=$!
+    sleep 3  # let pgbench get going (load, not synchronization)
+    walls=(); eng=""; rec=""
+    for i in 1 2 3; do
+      t0=$(ms_now)
+      "$ARBOR" --json pg branch "s$s-b$i" --from "s$s" >"$WORK/br.json"
+      walls+=("$(( $(ms_now) - t0 )) ms")
+      eng+="$(jq -r '.engine_branch_ns/1000000 | floor' "$WORK/br.json") ms "
+      rec+="$(jq -r '.start_ns/1000000 | floor' "$WORK/br.json") ms "
+      "$ARBOR" pg delete "s$s-b$i" >/dev/null
+    done
+    kill $BP 2>/dev/null; wait $BP 2>/dev/null || true
+    echo "| $s | $size | ${walls[0]} | ${walls[1]} | ${walls[2]} | $eng | $rec |"
+    "$ARBOR" pg delete "s$s" >/dev/null
+  done
+fi
+
+if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
+  log "(c) fio 4 KiB random, ${FIO_S}s per run"
+  SIZE=1G
+  "$ARBOR" volume create fio --size $SIZE >/dev/null
+  truncate -s $SIZE "$WORK/nbdkit.img"
+  nbdkit -f -U "$WORK/nbdkit.sock" file file="$WORK/nbdkit.img" &
+  NBDKIT_PID=$!
+  for _ in $(seq 50); do [ -S "$WORK/nbdkit.sock" ] && break; sleep 0.1; done
+  A_URI="nbd+unix:///fio?socket=$ARBOR_HOME/nbd.sock"
+  K_URI="nbd+unix:///?socket=$WORK/nbdkit.sock"
+  # fill both so reads hit data, not holes
+  for u in "$A_URI" "$K_URI"; do
+    fio --name=fill --ioengine=nbd --uri="$u" --rw=write --bs=1M --iodepth=8 --size=$SIZE >/dev/null
+  done
+  run() {  # uri rw depth -> IOPS
+    fio --name=r --ioengine=nbd --uri="$1" --rw="$2" --bs=4k --iodepth="$3" --size=$SIZE \
+      --time_based --runtime="$FIO_S" --output-format=json 2>/dev/null |
+      jq -r --arg k "$( [ "$2" = randread ] && echo read || echo write)" '.jobs[0][$k].iops | floor'
+  }
+  echo
+  echo "### fio 4 KiB random I/O through NBD (unix socket, 1 GiB, ${FIO_S} s per run)"
+  echo "| workload | qd | nbdkit file (baseline) IOPS | arbord IOPS | arbord / nbdkit |"
+  echo "|---|---|---|---|---|"
+  for rw in randread randwrite; do
+    for qd in 1 32; do
+      k=$(run "$K_URI" $rw $qd); a=$(run "$A_URI" $rw $qd)
+      echo "| $rw | $qd | $k | $a | $(awk -v a="$a" -v b="$k" 'BEGIN{printf "%.2fx", a/b}') |"
+    done
+  done
+fi
