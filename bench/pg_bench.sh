@@ -115,7 +115,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
   done
   run() {  # uri rw depth -> IOPS
     fio --name=r --ioengine=nbd --uri="$1" --rw="$2" --bs=4k --iodepth="$3" --size=$SIZE \
-      --time_based --runtime="$FIO_S" --output-format=json 2>/dev/null |
+      --time_based --runtime="$FIO_S" --output-format=json 2>/dev/null | sed -n '/^{/,$p' |
       jq -r --arg k "$( [ "$2" = randread ] && echo read || echo write)" '.jobs[0][$k].iops | floor'
   }
   echo
