@@ -2,7 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <httplib.h>
+#include <thread>
 
 namespace arbor::cli {
 namespace {
@@ -47,6 +49,18 @@ struct ApiClient::Impl {
   httplib::Client http;
   std::string socket;
 
+  // A connect that fails while the socket exists is a busy daemon (EAGAIN), not a missing one:
+  // retry it briefly. The request was not sent, so retrying is safe for every method.
+  template <typename F>
+  httplib::Result with_retry(F&& send) {
+    httplib::Result r = send();
+    for (int attempt = 0; !r && r.error() == httplib::Error::Connection && attempt < 100; attempt++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10 + attempt));
+      r = send();
+    }
+    return r;
+  }
+
   Result<Json> finish(const httplib::Result& r) {
     if (!r) {
       return io_error("cannot reach arbord at " + socket + " (" + httplib::to_string(r.error()) + ")");
@@ -71,14 +85,17 @@ ApiClient::ApiClient(std::string socket_path)
 ApiClient::~ApiClient() = default;
 ApiClient::ApiClient(ApiClient&&) noexcept = default;
 
-Result<Json> ApiClient::get(const std::string& path) { return impl_->finish(impl_->http.Get(path)); }
+Result<Json> ApiClient::get(const std::string& path) {
+  return impl_->finish(impl_->with_retry([&] { return impl_->http.Get(path); }));
+}
 
 Result<Json> ApiClient::post(const std::string& path, const Json& body) {
-  return impl_->finish(impl_->http.Post(path, body.dump(), "application/json"));
+  std::string text = body.dump();
+  return impl_->finish(impl_->with_retry([&] { return impl_->http.Post(path, text, "application/json"); }));
 }
 
 Result<Json> ApiClient::del(const std::string& path) {
-  return impl_->finish(impl_->http.Delete(path));
+  return impl_->finish(impl_->with_retry([&] { return impl_->http.Delete(path); }));
 }
 
 Result<Json> ApiClient::upload(const std::string& path, uint64_t length,

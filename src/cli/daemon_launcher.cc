@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,6 +82,21 @@ std::string resolve_store_dir(const std::string& flag) {
 bool daemon_running(const std::string& store_dir, Json* status) {
   struct stat st;
   if (stat(socket_path(store_dir).c_str(), &st) != 0) return false;
+  // A blocking connect tells "nobody listens" (ECONNREFUSED: a stale socket) from "busy" (it
+  // waits in the backlog), so a burst of clients never mistakes a busy daemon for a dead one.
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = socket_path(store_dir);
+  if (path.size() >= sizeof addr.sun_path) {
+    close(fd);
+    return false;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  close(fd);
+  if (rc != 0) return false;
   ApiClient client(socket_path(store_dir));
   auto r = client.get("/v1/daemon/status");
   if (!r) return false;

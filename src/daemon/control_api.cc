@@ -1,6 +1,7 @@
 #include "daemon/control_api.h"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -171,6 +172,25 @@ struct OpenVolume {
   Store& store;
   VolumeId id;
 };
+
+// httplib (0.11, built as a library) listens with a backlog of 5: a burst of clients (scripts
+// running many arbor commands at once) then sees EAGAIN on connect. Find our listening socket and
+// raise its backlog; listen() on a listening socket only updates the backlog.
+void widen_backlog(const std::string& path) {
+  for (int fd = 3; fd < 4096; fd++) {
+    sockaddr_un addr{};
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) continue;
+    if (addr.sun_family != AF_UNIX || path != addr.sun_path) continue;
+    int listening = 0;
+    socklen_t optlen = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) == 0 && listening) {
+      if (::listen(fd, 1024) != 0) spdlog::warn("cannot raise the control socket backlog: {}", std::strerror(errno));
+      return;
+    }
+  }
+  spdlog::warn("control socket not found to raise its backlog");
+}
 
 }  // namespace
 
@@ -395,7 +415,9 @@ Status ControlApi::listen(const std::string& path) {
   impl_->server.set_keep_alive_max_count(1000);
   impl_->server.set_keep_alive_timeout(1);  // bounds how long stop() waits for idle clients
   ::unlink(path.c_str());  // the store lock is ours, so any socket file here is stale
-  if (!impl_->server.bind_to_port(path, 80)) return io_error("cannot listen on " + path + ": " + std::strerror(errno));
+  bool bound = impl_->server.bind_to_port(path, 80);
+  if (bound) widen_backlog(path);
+  if (!bound) return io_error("cannot listen on " + path + ": " + std::strerror(errno));
   return Status::ok();
 }
 

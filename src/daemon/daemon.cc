@@ -209,6 +209,7 @@ Result<Json> Daemon::remove(const std::string& name) {
       return busy("'" + name + "' is attached at " + it->second.attachment.device +
                   "; detach it first");
     }
+    if (attach_busy_.count(name)) return busy("'" + name + "' is being attached or detached");
   }
   Status st = store_->remove(name);
   if (!st.is_ok()) {
@@ -279,11 +280,20 @@ Result<Json> Daemon::attach(const std::string& name) {
   if (socket.empty()) {
     return not_supported("attach needs arbord's NBD unix socket, and this arbord serves none");
   }
-  std::lock_guard lock(attach_mu_);
-  if (auto it = attachments_.find(name); it != attachments_.end()) {
-    return already_exists("'" + name + "' is already attached at " + it->second.attachment.device);
+  {
+    // Claim the name; the slow part (nbdfuse, losetup) runs without the lock.
+    std::lock_guard lock(attach_mu_);
+    if (auto it = attachments_.find(name); it != attachments_.end()) {
+      return already_exists("'" + name + "' is already attached at " + it->second.attachment.device);
+    }
+    if (!attach_busy_.insert(name).second) return busy("'" + name + "' is being attached or detached");
   }
-  ASSIGN_OR_RETURN(VolumeId held, store_->open_volume(name));
+  auto release = [&] {
+    std::lock_guard lock(attach_mu_);
+    attach_busy_.erase(name);
+  };
+  auto held = store_->open_volume(name);
+  if (!held) return release(), held.status();
   std::string dir = options_.store_dir + "/attach";
   mkdir(dir.c_str(), 0700);
   attach::AttachRequest req;
@@ -294,25 +304,42 @@ Result<Json> Daemon::attach(const std::string& name) {
   req.read_only = info.snapshot;
   auto a = attach::attach(req);
   if (!a) {
-    store_->close_volume(held);
-    return a.status();
+    store_->close_volume(*held);
+    return release(), a.status();
   }
   spdlog::info("attached {} at {}", name, a->device);
-  attachments_[name] = Attached{*a, held};
+  {
+    std::lock_guard lock(attach_mu_);
+    attach_busy_.erase(name);
+    attachments_[name] = Attached{*a, *held};
+  }
   return Json{{"name", name}, {"device", a->device}, {"read_only", a->read_only}};
 }
 
 Result<Json> Daemon::detach(const std::string& name) {
   RETURN_IF_ERROR(validate_any_name(name));
+  Attached a;
+  {
+    std::lock_guard lock(attach_mu_);
+    auto it = attachments_.find(name);
+    if (it == attachments_.end()) {
+      if (attach_busy_.count(name)) return busy("'" + name + "' is being attached or detached");
+      return not_found("'" + name + "' is not attached");
+    }
+    a = it->second;
+    attachments_.erase(it);
+    attach_busy_.insert(name);
+  }
+  Status st = attach::detach(a.attachment);
   std::lock_guard lock(attach_mu_);
-  auto it = attachments_.find(name);
-  if (it == attachments_.end()) return not_found("'" + name + "' is not attached");
-  RETURN_IF_ERROR(attach::detach(it->second.attachment));
-  store_->close_volume(it->second.held);
-  std::string device = it->second.attachment.device;
-  attachments_.erase(it);
-  spdlog::info("detached {} from {}", name, device);
-  return Json{{"name", name}, {"device", device}, {"detached", true}};
+  attach_busy_.erase(name);
+  if (!st.is_ok()) {
+    attachments_[name] = a;  // still attached
+    return st;
+  }
+  store_->close_volume(a.held);
+  spdlog::info("detached {} from {}", name, a.attachment.device);
+  return Json{{"name", name}, {"device", a.attachment.device}, {"detached", true}};
 }
 
 Result<Json> Daemon::attachments() {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json_fwd.hpp>
@@ -86,12 +87,13 @@ class Daemon {
   Frontends frontends_;
   std::chrono::steady_clock::time_point started_;
 
-  std::mutex attach_mu_;  // guards attachments_; held across attach/detach (they are slow, rare)
+  std::mutex attach_mu_;  // guards attachments_ and attach_busy_; never held while running programs
   struct Attached {
     attach::Attachment attachment;
     VolumeId held = 0;  // open_volume handle: keeps the volume from being deleted
   };
   std::map<std::string, Attached> attachments_;
+  std::set<std::string> attach_busy_;  // names with an attach or detach in progress
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

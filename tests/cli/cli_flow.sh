@@ -41,13 +41,13 @@ step "delete: snapshot, branch, then the parent while a child lives"
 "$ARBOR" delete db >/dev/null
 [ "$(json list | jq -r '[.volumes[].name] | join(",")')" = dev ] || fail "only dev should remain"
 
-step "concurrent clients: 16 branches and lists at once"
-for i in $(seq 16); do
+step "concurrent clients: 48 branches and lists at once"
+for i in $(seq 48); do
   ( "$ARBOR" branch create "par$i" --from dev >/dev/null && "$ARBOR" list >/dev/null ) &
 done
 wait
-[ "$(json list | jq '[.volumes[].name | select(startswith("par"))] | length')" -eq 16 ] || fail "parallel branches"
-for i in $(seq 16); do "$ARBOR" delete "par$i" >/dev/null & done
+[ "$(json list | jq '[.volumes[].name | select(startswith("par"))] | length')" -eq 48 ] || fail "parallel branches"
+for i in $(seq 48); do "$ARBOR" delete "par$i" >/dev/null & done
 wait
 [ "$(json list | jq -r '[.volumes[].name] | join(",")')" = dev ] || fail "parallel deletes"
 
