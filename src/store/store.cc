@@ -158,10 +158,13 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
 }
 
 static bool all_zero(std::span<const uint8_t> b) {
-  // Word-wise: this runs on every written block.
-  const uint64_t* w = reinterpret_cast<const uint64_t*>(b.data());
-  for (size_t i = 0; i < b.size() / 8; i++)
-    if (w[i] != 0) return false;
+  // Word-wise (the buffer may be unaligned: memcpy, which compiles to plain loads): this runs on
+  // every written block.
+  for (size_t i = 0; i + 8 <= b.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, b.data() + i, 8);
+    if (w != 0) return false;
+  }
   return true;
 }
 
