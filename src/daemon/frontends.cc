@@ -55,7 +55,10 @@ Status Frontends::start(const FrontendOptions& options, proto::ExportCatalog& ca
     nbd::NbdServerOptions nbd_options;
     nbd_options.listen = options.nbd_listen;
     auto server = nbd::NbdServer::start(catalog, nbd_options);
-    if (!server) return Status(server.status().code(), "NBD: " + server.status().message());
+    if (!server) {
+      return Status(server.status().code(), "NBD: " + server.status().message() +
+                                                " (move it with --nbd-listen, or --no-nbd)");
+    }
     impl_->nbd = std::move(server).value();
     for (const auto& uri : impl_->nbd->endpoints()) {
       impl_->endpoints.push_back({"nbd", uri});
@@ -80,7 +83,8 @@ Status Frontends::start(const FrontendOptions& options, proto::ExportCatalog& ca
     auto target = nvme_tcp::NvmeTcpTarget::start(catalog, impl_->allow, nvme_options);
     if (!target) {
       stop();
-      return Status(target.status().code(), "NVMe/TCP: " + target.status().message());
+      return Status(target.status().code(), "NVMe/TCP: " + target.status().message() +
+                                                " (move it with --nvme-listen, or --no-nvme)");
     }
     impl_->nvme = std::move(target).value();
     for (const auto& uri : impl_->nvme->endpoints()) {

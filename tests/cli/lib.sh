@@ -2,6 +2,9 @@
 # an arbord with NBD on a unix socket only and no NVMe/TCP, so tests never fight over ports.
 # Usage in a test: source "$(dirname "$0")/lib.sh" "$@"   (first argument: the arbor binary)
 set -euo pipefail
+for tool in jq curl cmp; do
+  command -v "$tool" >/dev/null || { echo "FAIL: the CLI tests need $tool (apt-get install $tool)" >&2; exit 1; }
+done
 ARBOR=$(readlink -f "${1:?usage: $0 /path/to/arbor}")
 WORK=$(mktemp -d /tmp/arbor-cli-test.XXXXXX)
 export ARBOR_HOME=$WORK/store
