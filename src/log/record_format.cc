@@ -46,7 +46,7 @@ Result<RecordHeader> decode_record_header(std::span<const uint8_t> block) {
   if (crc32c(copy, kBlockSizeBytes) != stored_crc) return corruption("record header: checksum mismatch");
   RecordHeader h;
   uint16_t kind = get_u16(p + 6);
-  if (kind < 1 || kind > 6) return corruption("record header: unknown kind");
+  if (kind < 1 || kind > 7) return corruption("record header: unknown kind");
   h.kind = RecordKind(kind);
   h.sequence = get_u64(p + 8);
   h.segment = get_u64(p + 16);

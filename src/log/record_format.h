@@ -11,6 +11,7 @@
 //   64 entries: WRITE/RELOC: 24 bytes {u64 volume, u64 logical block, u32 crc32c, u32 flags}
 //               TRIM: 24 bytes {u64 volume, u64 first logical block, u64 block count}
 //               REFS: 24 bytes {u64 segment id, u64 payload byte offset, u64 byte length}
+//               VOLUME_OP: one entry {u64 op, u64 volume id, u64 argument}
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,7 @@ enum class RecordKind : uint16_t {
   kRefs = 4,        // reference counts of up to 168 segments (run-length encoded, see RefTable)
   kCheckpoint = 5,  // the volume table and segment table (docs/format-checkpoint.md)
   kReloc = 6,       // data blocks moved by the cleaner: same entries as WRITE, never replayed
+  kVolumeOp = 7,    // create, branch, snapshot, delete or resize of a volume: replayed
 };
 
 struct RecordEntry {

@@ -136,6 +136,12 @@ Status Store::Impl::recover(const Superblock& sb) {
         if (e.a >= blocks) continue;
         RETURN_IF_ERROR(map.unmap(v->root, e.a, std::min(e.b, blocks - e.a)));
       }
+    } else if (h->kind == RecordKind::kVolumeOp) {
+      data.resize(size_t(h->payload_blocks) * kBlockSizeBytes);
+      if (!log.read_blocks(physical_block(seg, index + 1), data).is_ok()) break;
+      Result<VolumeOp> op = decode_volume_op(*h, data);
+      if (!op.is_ok()) break;  // torn: the operation never returned, the log ends here
+      RETURN_IF_ERROR(apply_volume_op(*op));
     }
     // NODES, REFS, CHECKPOINT and RELOC after the checkpoint belong to a write-out that did not
     // complete: nothing reachable points at them.

@@ -235,18 +235,16 @@ Result<VolumeInfo> Store::create_volume(std::string_view name, uint64_t size_byt
   std::unique_lock lock(impl_->mu);
   RETURN_IF_ERROR(impl_->failed);
   if (impl_->find(name)) return already_exists("volume '" + std::string(name) + "' already exists");
-  auto v = std::make_unique<Volume>();
-  v->id = impl_->next_volume_id++;
-  v->name = std::string(name);
-  v->size_bytes = size_bytes;
-  v->created_unix_ms = now_unix_ms();
-  v->uuid = random_uuid();
-  v->root.level = level_for_blocks(size_bytes / kBlockSizeBytes);
-  Volume* raw = v.get();
-  impl_->by_name[v->name] = v->id;
-  impl_->volumes[v->id] = std::move(v);
-  RETURN_IF_ERROR(impl_->checkpoint_locked());
-  return impl_->info_of(*raw);
+  Impl::VolumeOp op;
+  op.kind = Impl::VolumeOpKind::kCreate;
+  op.id = impl_->next_volume_id;
+  op.fields.name = std::string(name);
+  op.fields.size_bytes = size_bytes;
+  op.fields.created_unix_ms = now_unix_ms();
+  op.fields.uuid = random_uuid();
+  op.fields.root.level = level_for_blocks(size_bytes / kBlockSizeBytes);
+  RETURN_IF_ERROR(impl_->commit_volume_op(op));
+  return impl_->info_of(*impl_->find(op.id));
 }
 
 static Result<VolumeInfo> clone_volume(Store::Impl& s, std::string_view new_name, std::string_view source, bool snapshot) {
@@ -256,22 +254,21 @@ static Result<VolumeInfo> clone_volume(Store::Impl& s, std::string_view new_name
   Volume* src = s.find(source);
   if (src == nullptr) return not_found("no volume or snapshot named '" + std::string(source) + "'");
   if (s.find(new_name)) return already_exists("'" + std::string(new_name) + "' already exists");
-  // The new tree shares the source's root, which must be clean (written) to be shared.
-  RETURN_IF_ERROR(s.map.write_dirty(src->root));
-  auto v = std::make_unique<Volume>();
-  v->id = s.next_volume_id++;
-  v->parent_id = src->id;
-  v->name = std::string(new_name);
-  v->size_bytes = src->size_bytes;
-  v->snapshot = snapshot;
-  v->created_unix_ms = now_unix_ms();
-  v->uuid = random_uuid();
-  s.map.share(src->root, v->root);
-  Volume* raw = v.get();
-  s.by_name[v->name] = v->id;
-  s.volumes[v->id] = std::move(v);
-  RETURN_IF_ERROR(s.checkpoint_locked());
-  return s.info_of(*raw);
+  Store::Impl::VolumeOp op;
+  op.kind = Store::Impl::VolumeOpKind::kBranch;
+  op.id = s.next_volume_id;
+  op.argument = src->id;
+  op.fields.parent_id = src->id;
+  op.fields.name = std::string(new_name);
+  op.fields.size_bytes = src->size_bytes;
+  op.fields.snapshot = snapshot;
+  op.fields.created_unix_ms = now_unix_ms();
+  op.fields.uuid = random_uuid();
+  op.fields.root.level = src->root.level;
+  RETURN_IF_ERROR(s.commit_volume_op(op));
+  Result<VolumeInfo> info = s.info_of(*s.find(op.id));
+  lock.unlock();
+  return info;
 }
 
 Result<VolumeInfo> Store::branch(std::string_view new_name, std::string_view source) {
@@ -302,9 +299,11 @@ Status Store::remove(std::string_view name) {
       }
     }
   }
-  RETURN_IF_ERROR(impl_->map.drop(v->root));
-  impl_->by_name.erase(v->name);
-  impl_->volumes.erase(v->id);
+  Impl::VolumeOp op;
+  op.kind = Impl::VolumeOpKind::kDelete;
+  op.id = v->id;
+  RETURN_IF_ERROR(impl_->commit_volume_op(op));
+  // Give the space back now: the checkpoint deletes the segments nothing references any more.
   return impl_->checkpoint_locked();
 }
 
@@ -319,9 +318,11 @@ Status Store::resize(std::string_view name, uint64_t new_size_bytes) {
   if (v == nullptr) return not_found("no volume named '" + std::string(name) + "'");
   if (new_size_bytes < v->size_bytes) return invalid_argument("volumes only grow: shrinking would drop data");
   if (new_size_bytes == v->size_bytes) return Status::ok();
-  RETURN_IF_ERROR(impl_->map.raise_level(v->root, level_for_blocks(new_size_bytes / kBlockSizeBytes)));
-  v->size_bytes = new_size_bytes;
-  return impl_->checkpoint_locked();
+  Impl::VolumeOp op;
+  op.kind = Impl::VolumeOpKind::kResize;
+  op.id = v->id;
+  op.argument = new_size_bytes;
+  return impl_->commit_volume_op(op);
 }
 
 std::vector<VolumeInfo> Store::list() {

@@ -12,9 +12,9 @@
 // flush() waits for the device outside that lock, so it does not stall other volumes' writes.
 //
 // Durability: writes are journalled (a WRITE record holds the data and its logical address) and
-// durable after flush(). Control operations (create, branch, snapshot, delete, resize) checkpoint
-// before they return, so they are durable on return. Open replays the journal after the last
-// checkpoint. See docs/format-segment-log.md and docs/format-checkpoint.md.
+// durable after flush(). Control operations (create, branch, snapshot, delete, resize) are
+// journalled as VOLUME_OP records and synced before they return. Open replays the journal after
+// the last checkpoint. See docs/format-segment-log.md and docs/format-checkpoint.md.
 #pragma once
 
 #include <array>

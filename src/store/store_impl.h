@@ -67,6 +67,22 @@ struct Store::Impl {
   // the store refuses further changes (reads still work) until it is reopened.
   Status failed;
 
+  // volume_ops.cc: every change to the volume table is one VOLUME_OP record, applied by the same
+  // code live and in replay. REQUIRES: mu (exclusive).
+  enum class VolumeOpKind : uint64_t { kCreate = 1, kBranch = 2, kDelete = 3, kResize = 4 };
+  struct VolumeOp {
+    VolumeOpKind kind = VolumeOpKind::kCreate;
+    VolumeId id = 0;
+    uint64_t argument = 0;  // branch: source id; resize: new size in bytes
+    Volume fields;          // create/branch: name, size, snapshot flag, created, uuid, parent
+  };
+  Status apply_volume_op(const VolumeOp& op);
+  // Journals `op`, applies it and makes the journal durable (one fdatasync): control operations
+  // are durable when they return, without a checkpoint. REQUIRES: sync_mu and mu (exclusive).
+  Status commit_volume_op(const VolumeOp& op);
+  static void encode_volume_op(const VolumeOp& op, RecordHeader& h, std::vector<uint8_t>& payload);
+  static Result<VolumeOp> decode_volume_op(const RecordHeader& h, std::span<const uint8_t> payload);
+
   // recovery.cc
   Status format(const std::array<uint8_t, 16>& store_uuid);
   Status recover(const Superblock& sb);

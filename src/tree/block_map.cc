@@ -291,9 +291,32 @@ Status BlockMap::unmap(TreeRoot& root, uint64_t first, uint64_t count) {
   return Status::ok();
 }
 
-void BlockMap::share(const TreeRoot& src, TreeRoot& dst) {
-  ARBOR_CHECK(src.dirty == nullptr && dst.empty());
+std::unique_ptr<Node> BlockMap::clone_dirty(const Node& n) {
+  std::unique_ptr<Node> c = new_node(n.level, n.first_block);
+  if (n.is_leaf()) {
+    c->entries = n.entries;
+    for (const LeafEntry& e : c->entries)
+      if (!e.block.is_null()) refs_.increment(e.block);
+    return c;
+  }
+  for (uint32_t i = 0; i < kFanout; i++) {
+    if (n.dirty_children[i]) {
+      c->dirty_children[i] = clone_dirty(*n.dirty_children[i]);
+    } else if (!n.children[i].is_null()) {
+      c->children[i] = n.children[i];
+      refs_.increment(c->children[i]);
+    }
+  }
+  return c;
+}
+
+void BlockMap::clone(const TreeRoot& src, TreeRoot& dst) {
+  ARBOR_CHECK(dst.empty());
   dst.level = src.level;
+  if (src.dirty) {
+    dst.dirty = clone_dirty(*src.dirty);
+    return;
+  }
   dst.clean = src.clean;
   if (!dst.clean.is_null()) refs_.increment(dst.clean);
 }

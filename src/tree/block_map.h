@@ -64,8 +64,10 @@ class BlockMap {
   Status set(TreeRoot& root, uint64_t block, LeafEntry entry);
   // Unmaps [first, first + count): holes afterwards, references released.
   Status unmap(TreeRoot& root, uint64_t first, uint64_t count);
-  // dst becomes a second reference to src's (clean) root.
-  void share(const TreeRoot& src, TreeRoot& dst);
+  // dst becomes a second tree with src's content: a second reference to src's root when it is
+  // clean, else a copy of src's dirty nodes (which are never shared) referencing its clean
+  // children. O(dirty nodes), no I/O: the same on the live path and in journal replay.
+  void clone(const TreeRoot& src, TreeRoot& dst);
   // Releases every reference the tree holds; root becomes empty.
   Status drop(TreeRoot& root);
   // Raises the root level (grow); the old tree becomes the first child.
@@ -111,6 +113,7 @@ class BlockMap {
                                       RelocationMemo& memo);
   Result<PhysicalBlock> write_single(Node& node);
   std::unique_ptr<Node> new_node(uint8_t level, uint64_t first_block);
+  std::unique_ptr<Node> clone_dirty(const Node& node);
   void discard_dirty(std::unique_ptr<Node> node);
   // Inserts a clean node, evicting others past the bound. REQUIRES: cache_mu_ held.
   void cache_insert_locked(uint64_t address, std::shared_ptr<const Node> node);
