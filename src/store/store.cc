@@ -112,7 +112,16 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
   uint64_t first = offset / kBlockSizeBytes;
   uint64_t last = (offset + out.size() - 1) / kBlockSizeBytes;
   uint64_t n = last - first + 1;
-  std::vector<LeafEntry> entries(n);
+  // Most reads are a few blocks: keep their entries on the stack.
+  std::array<LeafEntry, 16> small;
+  std::vector<LeafEntry> large;
+  std::span<LeafEntry> entries;
+  if (n <= small.size()) {
+    entries = std::span(small.data(), n);
+  } else {
+    large.resize(n);
+    entries = large;
+  }
   RETURN_IF_ERROR(map.lookup(v.root, first, entries));
   bool aligned = offset % kBlockSizeBytes == 0 && out.size() % kBlockSizeBytes == 0;
   std::vector<uint8_t> scratch;

@@ -20,6 +20,7 @@
 #include "store/superblock.h"
 #include "tree/block_map.h"
 #include "tree/ref_table.h"
+#include "util/rw_lock.h"
 
 namespace arbor {
 
@@ -47,7 +48,7 @@ struct Store::Impl {
   BlockMap map;
 
   std::mutex sync_mu;
-  std::shared_mutex mu;
+  RwLock mu;
 
   std::map<VolumeId, std::unique_ptr<Volume>> volumes;
   std::unordered_map<std::string, VolumeId> by_name;
