@@ -15,17 +15,20 @@
 
 namespace arbor {
 
-Result<CleanStats> Store::Impl::clean_locked(double max_live_fraction) {
+Result<CleanStats> Store::Impl::clean_locked(double max_live_fraction, size_t max_segments) {
   CleanStats stats;
   // All trees clean, dead segments gone; the open segment is never a victim.
   RETURN_IF_ERROR(checkpoint_locked());
   SegmentId open = log.open_segment();
-  std::unordered_set<SegmentId> victims;
+  std::vector<std::pair<uint32_t, SegmentId>> candidates;  // (live blocks, segment): emptiest first
   for (auto& [id, seg] : log.segments()) {
     if (id == open || id == segment_of(superblock.checkpoint_at)) continue;
     uint32_t live = refs.live_blocks(id);
-    if (live > 0 && double(live) < max_live_fraction * double(log.blocks_per_segment())) victims.insert(id);
+    if (live > 0 && double(live) < max_live_fraction * double(log.blocks_per_segment())) candidates.emplace_back(live, id);
   }
+  std::sort(candidates.begin(), candidates.end());
+  std::unordered_set<SegmentId> victims;
+  for (size_t i = 0; i < candidates.size() && i < max_segments; i++) victims.insert(candidates[i].second);
   if (victims.empty()) return stats;
 
   // The logical leaves the live blocks of the victims belong to.

@@ -497,6 +497,19 @@ Result<CleanStats> Store::clean(double max_live_fraction) {
   return impl_->clean_locked(max_live_fraction);
 }
 
+Result<CleanStats> Store::maintain(double dead_fraction, size_t max_segments) {
+  std::lock_guard sync_lock(impl_->sync_mu);
+  std::unique_lock lock(impl_->mu);
+  RETURN_IF_ERROR(impl_->failed);
+  if (impl_->wants_checkpoint()) RETURN_IF_ERROR(impl_->checkpoint_locked());
+  uint64_t segment_bytes = uint64_t(impl_->log.blocks_per_segment()) * kBlockSizeBytes;
+  uint64_t physical = impl_->log.segments().size() * segment_bytes;
+  uint64_t live = impl_->refs.live_blocks_total() * kBlockSizeBytes;
+  uint64_t dead = physical > live ? physical - live : 0;
+  if (dead < 2 * segment_bytes || double(dead) < dead_fraction * double(physical)) return CleanStats{};
+  return impl_->clean_locked(0.5, max_segments);
+}
+
 Status Store::verify() {
   std::unique_lock lock(impl_->mu);
   std::unordered_map<uint64_t, uint32_t> counts;

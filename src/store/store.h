@@ -118,6 +118,11 @@ class Store {
   // Moves live blocks out of segments whose live fraction is below `max_live_fraction` and frees
   // them. Returns what it did.
   Result<CleanStats> clean(double max_live_fraction = 0.5);
+  // Background upkeep, for the daemon to call every few seconds: checkpoints when the journal
+  // has grown past its interval, and when more than `dead_fraction` of the segments' space is
+  // dead, cleans the emptiest segments (at most `max_segments` per call, bounding how long it
+  // holds writes back). Returns what the cleaner did.
+  Result<CleanStats> maintain(double dead_fraction = 0.25, size_t max_segments = 8);
 
   // Reports a structural check (refcounts match the trees, checksums valid). Slow: tests and fsck.
   Status verify();

@@ -92,7 +92,7 @@ struct Store::Impl {
   Status checkpoint_locked();
 
   // cleaner.cc. REQUIRES: sync_mu and mu (exclusive) held.
-  Result<CleanStats> clean_locked(double max_live_fraction);
+  Result<CleanStats> clean_locked(double max_live_fraction, size_t max_segments = SIZE_MAX);
 
   // store.cc helpers. REQUIRES: mu held (shared is enough for find and read_locked).
   Volume* find(std::string_view name);

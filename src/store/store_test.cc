@@ -438,3 +438,30 @@ TEST(StoreConcurrency, WritersReadersBranchesAndCleanerTogether) {
 
 }  // namespace
 }  // namespace arbor
+
+namespace arbor {
+namespace {
+
+TEST_F(StoreTest, MaintainCleansWhenMuchIsDeadAndLeavesATidyStoreAlone) {
+  ASSERT_TRUE(store_->create_volume("v", mib(32)).is_ok());
+  write("v", 0, pattern(mib(8), 1));
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  auto idle = store_->maintain();
+  ASSERT_TRUE(idle.is_ok());
+  EXPECT_EQ(idle->segments_cleaned, 0u);  // nothing dead: nothing to do
+  for (uint64_t b = 0; b < mib(8) / kB; b += 4) write("v", b * kB, pattern(kB, 3));  // a quarter dies
+  for (uint64_t b = 1; b < mib(8) / kB; b += 4) write("v", b * kB, pattern(kB, 4));  // and another
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  uint64_t before = store_->store_usage().segments_in_use;
+  auto r = store_->maintain(0.25, 4);
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_GT(r->segments_cleaned, 0u);
+  EXPECT_LE(r->segments_cleaned, 4u);
+  EXPECT_LT(store_->store_usage().segments_in_use, before);
+  EXPECT_TRUE(store_->verify().is_ok());
+  EXPECT_EQ(read("v", 0, kB), pattern(kB, 3));
+  EXPECT_EQ(read("v", kB, kB), pattern(kB, 4));
+}
+
+}  // namespace
+}  // namespace arbor
