@@ -121,6 +121,32 @@ Result<Json> ApiClient::upload(const std::string& path, uint64_t length,
   return impl_->finish(r);
 }
 
+Result<Json> ApiClient::upload_stream(const std::string& path,
+                                      std::function<ssize_t(char*, size_t)> read,
+                                      std::function<void(uint64_t)> progress) {
+  auto buf = std::make_shared<std::vector<char>>(1 << 20);
+  bool failed = false;
+  auto r = impl_->http.Put(
+      path,
+      [&](size_t offset, httplib::DataSink& sink) {
+        ssize_t n = read(buf->data(), buf->size());
+        if (n < 0) {
+          failed = true;
+          return false;
+        }
+        if (n == 0) {
+          sink.done();
+          return true;
+        }
+        if (!sink.write(buf->data(), size_t(n))) return false;
+        if (progress) progress(offset + uint64_t(n));
+        return true;
+      },
+      "application/octet-stream");
+  if (failed) return io_error("reading the input failed");
+  return impl_->finish(r);
+}
+
 Status ApiClient::download(const std::string& path, std::function<bool(const char*, size_t)> sink) {
   int status = 0;
   std::string error_body;

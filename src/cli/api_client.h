@@ -33,6 +33,10 @@ class ApiClient {
   Result<Json> upload(const std::string& path, uint64_t length,
                       std::function<ssize_t(uint64_t, char*, size_t)> fill,
                       std::function<void(uint64_t)> progress);
+  // PUT a stream of unknown length (chunked): `read(buf, len)` returns bytes read, 0 at the end,
+  // -1 on error.
+  Result<Json> upload_stream(const std::string& path, std::function<ssize_t(char*, size_t)> read,
+                             std::function<void(uint64_t)> progress);
   // GET raw bytes; `sink(data, len)` returns false to abort.
   Status download(const std::string& path, std::function<bool(const char*, size_t)> sink);
 

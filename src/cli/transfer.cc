@@ -70,15 +70,70 @@ Result<std::string> data_socket(const Context& ctx, ApiClient& api) {
 Status finish_export(const Context& ctx, const std::string& name, const std::string& file, int fd,
                      uint64_t length, bool sparse, double secs, const std::string& via) {
   if (sparse && ftruncate(fd, off_t(length)) != 0) return errno_status(errno, "cannot size " + file);
-  if (fsync(fd) != 0 && errno != EINVAL) return errno_status(errno, "cannot sync " + file);
+  if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) return errno_status(errno, "cannot sync " + file);
+  FILE* report = file == "-" ? stderr : stdout;  // stdout carries the data then
   if (ctx.json) {
     Json j{{"name", name}, {"file", file}, {"bytes", length}, {"seconds", secs}, {"via", via}};
+    std::fprintf(report, "%s\n", j.dump(2).c_str());
+    return Status::ok();
+  }
+  std::fprintf(report, "exported %s (%s) to %s in %.2f s (%s, via %s)\n", name.c_str(),
+              format_size_bytes(length).c_str(), file.c_str(), secs, rate(length, secs).c_str(),
+              via.c_str());
+  return Status::ok();
+}
+
+// `arbor import NAME -`: a stream of unknown length from stdin, sent chunked over HTTP.
+Status import_stdin(const Context& ctx, const std::string& name, const std::string& size,
+                    uint64_t offset) {
+  if (ctx.via == "nbd") return invalid_argument("import from stdin goes over HTTP, not --via nbd");
+  if (isatty(STDIN_FILENO)) return invalid_argument("stdin is a terminal; pipe the data in");
+  ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
+  std::string path = "/v1/volumes/" + path_escape(name);
+  auto existing = api.get(path);
+  bool created = false;
+  if (!existing) {
+    if (existing.status().code() != Code::kNotFound || name.find('@') != std::string::npos) {
+      return existing.status();
+    }
+    if (size.empty()) return invalid_argument("'" + name + "' does not exist; give --size to create it from stdin");
+    auto parsed = parse_size_bytes(size);
+    if (!parsed) return invalid_argument("--size " + size + ": " + parsed.status().message());
+    ASSIGN_OR_RETURN(existing, api.post("/v1/volumes", Json{{"name", name}, {"size_bytes", *parsed}}));
+    created = true;
+  }
+  if (existing.value().value("read_only", false)) {
+    return read_only("'" + name + "' is a snapshot; snapshots are read-only");
+  }
+  Progress progress("importing " + name, 0);
+  auto r = api.upload_stream(
+      path + "/data?offset=" + std::to_string(offset),
+      [](char* buf, size_t len) -> ssize_t {
+        size_t got = 0;
+        while (got < len) {
+          ssize_t n = read(STDIN_FILENO, buf + got, len - got);
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) return -1;
+          if (n == 0) break;
+          got += size_t(n);
+        }
+        return ssize_t(got);
+      },
+      [&](uint64_t done) { progress.update(done); });
+  double secs = progress.finish();
+  if (!r) return r.status();
+  uint64_t bytes = r->value("bytes", uint64_t(0));
+  if (ctx.json) {
+    Json j = *r;
+    j["created"] = created;
+    j["seconds"] = secs;
+    j["via"] = "http";
     std::printf("%s\n", j.dump(2).c_str());
     return Status::ok();
   }
-  std::printf("exported %s (%s) to %s in %.2f s (%s, via %s)\n", name.c_str(),
-              format_size_bytes(length).c_str(), file.c_str(), secs, rate(length, secs).c_str(),
-              via.c_str());
+  std::printf("imported %s from stdin into %s%s in %.2f s (%s, via http)\n",
+              format_size_bytes(bytes).c_str(), name.c_str(), created ? " (new volume)" : "", secs,
+              rate(bytes, secs).c_str());
   return Status::ok();
 }
 
@@ -92,6 +147,7 @@ Status import_file(const Context& ctx, const std::string& name, const std::strin
     if (!parsed) return invalid_argument("--offset " + offset_text + ": " + parsed.status().message());
     offset = *parsed;
   }
+  if (file == "-") return import_stdin(ctx, name, size, offset);
   Fd in;
   in.fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (in.fd < 0) return errno_status(errno, "cannot open " + file);
@@ -188,7 +244,13 @@ Status export_file(const Context& ctx, const std::string& name, const std::strin
   uint64_t length = v.value("size_bytes", uint64_t(0));
 
   Fd out;
-  out.fd = open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  bool to_stdout = file == "-";
+  if (to_stdout) {
+    if (isatty(STDOUT_FILENO)) return invalid_argument("stdout is a terminal; redirect it or give a FILE");
+    out.fd = dup(STDOUT_FILENO);
+  } else {
+    out.fd = open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  }
   if (out.fd < 0) return errno_status(errno, "cannot open " + file);
   struct stat st;
   if (fstat(out.fd, &st) != 0) return errno_status(errno, "cannot stat " + file);
@@ -196,6 +258,11 @@ Status export_file(const Context& ctx, const std::string& name, const std::strin
   if (sparse && ftruncate(out.fd, 0) != 0) return errno_status(errno, "cannot truncate " + file);
 
   ASSIGN_OR_RETURN(std::string socket, data_socket(ctx, api));
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    // A pipe or character device takes the bytes in order: the sequential HTTP stream.
+    if (ctx.via == "nbd") return invalid_argument("export to a pipe goes over HTTP, not --via nbd");
+    socket.clear();
+  }
   std::string via = socket.empty() ? "http" : "nbd";
   Progress progress("exporting " + name, length);
 #ifdef ARBOR_CLI_HAVE_LIBNBD
@@ -214,7 +281,7 @@ Status export_file(const Context& ctx, const std::string& name, const std::strin
       return true;
     }
     while (len > 0) {
-      ssize_t n = pwrite(out.fd, data, len, off_t(pos));
+      ssize_t n = sparse || S_ISBLK(st.st_mode) ? pwrite(out.fd, data, len, off_t(pos)) : write(out.fd, data, len);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         write_status = errno_status(errno, "cannot write " + file);

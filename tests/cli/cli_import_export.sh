@@ -50,6 +50,13 @@ step "import into an existing larger volume at an offset"
 cmp -i 0:$((128 << 20)) -n $((MB << 20)) "$WORK/rand" "$WORK/big.out" || fail "offset import differs"
 cmp -n $((128 << 20)) "$WORK/big.out" /dev/zero || fail "bytes before the offset are not zero"
 
+step "pipes: import from stdin (-), export to stdout (-)"
+head -c 3M "$WORK/rand" | "$ARBOR" import piped - --size 4M | grep -q "from stdin" || fail "import from stdin"
+"$ARBOR" export piped - | cat >"$WORK/piped.out"
+cmp -n $((3 << 20)) "$WORK/rand" "$WORK/piped.out" || fail "stdin/stdout round trip differs"
+[ "$(stat -c %s "$WORK/piped.out")" -eq $((4 << 20)) ] || fail "stdout export length"
+expect_error_matching "give --size" sh -c "head -c 1M '$WORK/rand' | '$ARBOR' import newpiped -"
+
 step "export to stdout-like non-regular output"
 "$ARBOR" export sparse /dev/null >/dev/null || fail "export to /dev/null"
 echo PASS
