@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/api_errors.h"
+#include "daemon/export_routes.h"
 #include "util/human_size.h"
 #include "util/units.h"
 
@@ -217,6 +218,7 @@ void ControlApi::Impl::routes() {
     return p;
   };
 
+  add_export_routes(s, d);  // /v1/exports... (export_routes.cc)
   s.Get("/v1/daemon/status", [&d](const httplib::Request&, httplib::Response& res) {
     reply(res, d.status());
   });

@@ -76,6 +76,10 @@ Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonOptions& options) {
   d->exports_ = std::make_unique<StoreExports>(*d->store_);
   // Attachments do not outlive the daemon that made them; clear what a crash left behind.
   for (const auto& line : attach::cleanup_stale(options.store_dir + "/attach")) spdlog::warn("{}", line);
+  auto allow = ExportAllowList::open(options.store_dir + "/nvme-allow.json");
+  if (!allow) return allow.status();
+  d->allow_ = std::move(allow).value();
+  d->options_.frontends.allow = d->allow_.get();
   RETURN_IF_ERROR(d->frontends_.start(d->options_.frontends, *d->exports_));
   for (const auto& e : d->frontends_.endpoints()) spdlog::info("serving {} on {}", e.protocol, e.uri);
   return d;

@@ -24,6 +24,7 @@
 
 #include "attach/attachment.h"
 #include "daemon/frontends.h"
+#include "daemon/export_allow.h"
 #include "store/store.h"
 #include "store/store_exports.h"
 #include "util/status.h"
@@ -66,6 +67,8 @@ class Daemon {
   Status validate_size(uint64_t size_bytes) const;
 
   Store& store() { return *store_; }
+  // NVMe host allow-list, STORE/nvme-allow.json (export_allow.h; routes in export_routes.cc).
+  ExportAllowList& allow_list() { return *allow_; }
   const DaemonOptions& options() const { return options_; }
   std::string control_socket() const { return options_.control_socket; }
 
@@ -84,6 +87,7 @@ class Daemon {
   DaemonOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StoreExports> exports_;
+  std::unique_ptr<ExportAllowList> allow_;
   Frontends frontends_;
   std::chrono::steady_clock::time_point started_;
 

@@ -9,6 +9,7 @@
 #include "proto/nvme_tcp/subsystems.h"
 #include "proto/nvme_tcp/target.h"
 #endif
+#include "daemon/export_allow.h"
 
 namespace arbor::daemon {
 Result<std::string> normalize_listen(const std::string& text) {
@@ -40,7 +41,13 @@ struct Frontends::Impl {
   std::unique_ptr<nbd::NbdServer> nbd;
 #endif
 #ifdef ARBOR_HAVE_NVME_TCP
-  nvme_tcp::StaticHostAllowList allow;  // empty: any host (DESIGN.md: allow-lists come later)
+  // The daemon's persisted allow-list (export_allow.h), or any host when there is none.
+  struct Allow : nvme_tcp::HostAllowList {
+    const ExportAllowList* list = nullptr;
+    bool host_allowed(std::string_view export_name, std::string_view host_nqn) const override {
+      return list == nullptr || list->host_allowed(export_name, host_nqn);
+    }
+  } allow;
   std::unique_ptr<nvme_tcp::NvmeTcpTarget> nvme;
 #endif
 };
@@ -80,6 +87,8 @@ Status Frontends::start(const FrontendOptions& options, proto::ExportCatalog& ca
     nvme_tcp::NvmeTcpOptions nvme_options;
     nvme_options.io_listen = host_port(options.nvme_listen);
     nvme_options.discovery_listen = host_port(options.nvme_discovery_listen);
+    nvme_options.advertised_address = options.nvme_advertise;
+    impl_->allow.list = options.allow;
     auto target = nvme_tcp::NvmeTcpTarget::start(catalog, impl_->allow, nvme_options);
     if (!target) {
       stop();

@@ -15,6 +15,8 @@
 
 namespace arbor::daemon {
 
+class ExportAllowList;  // daemon/export_allow.h
+
 struct FrontendOptions {
   bool nbd = true;
   // Listen addresses: "tcp://HOST:PORT" or "unix:///PATH" (also "HOST:PORT", "unix:PATH").
@@ -22,6 +24,8 @@ struct FrontendOptions {
   bool nvme = true;
   std::string nvme_listen;            // "tcp://127.0.0.1:4420"
   std::string nvme_discovery_listen;  // "tcp://127.0.0.1:8009"
+  std::string nvme_advertise;         // TRADDR in the discovery log page; "" = the listen host
+  const ExportAllowList* allow = nullptr;  // host NQNs per export; null = any host
 };
 
 // One served endpoint, as a URI a client can use: "nbd://127.0.0.1:10809",

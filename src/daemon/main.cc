@@ -54,6 +54,9 @@ int main(int argc, char** argv) {
   app.add_option("--nvme-listen", nvme_listen, "NVMe/TCP I/O listen address")->capture_default_str();
   app.add_option("--nvme-discovery-listen", nvme_discovery, "NVMe/TCP discovery listen address")
       ->capture_default_str();
+  std::string nvme_advertise;
+  app.add_option("--nvme-advertise", nvme_advertise,
+                 "Address the NVMe/TCP discovery log page gives hosts (default: the listen host)");
   app.add_flag("--no-nvme", no_nvme, "Do not serve NVMe/TCP");
   app.add_option("--segment-size", segment_size, "Segment size for a new store")->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "Log every API request");
@@ -102,6 +105,7 @@ int main(int argc, char** argv) {
     auto n = normalize_listen(nvme_listen);
     if (!n) return fail("--nvme-listen: " + n.status().to_string());
     options.frontends.nvme_listen = *n;
+    options.frontends.nvme_advertise = nvme_advertise;
     if (nvme_discovery != "none") {
       auto d = normalize_listen(nvme_discovery);
       if (!d) return fail("--nvme-discovery-listen: " + d.status().to_string());
