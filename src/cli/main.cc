@@ -11,6 +11,8 @@
 
 #include "cli/commands.h"
 #include "cli/daemon_launcher.h"
+#include "cli/export_commands.h"
+#include "cli/attach_nvme.h"
 #include "cli/pg_commands.h"
 
 int main(int argc, char** argv) {
@@ -87,21 +89,35 @@ int main(int argc, char** argv) {
   imp->add_option("--offset", offset, "Byte offset in the volume to write the file at (e.g. 1M)");
   imp->add_option("--via", via, "Data path: auto (NBD unix socket if served), nbd, http")->capture_default_str();
   imp->callback([&] { run = [&](const Context& c) { return import_file(c, name, file, size, offset); }; });
-  auto* exp = app.add_subcommand("export", "Copy a volume or snapshot into a file");
-  exp->add_option("NAME", name)->required();
-  exp->add_option("FILE", file)->required();
+  auto* exp = app.add_subcommand("export", "Copy a volume or snapshot into a file; allow/revoke/list NVMe hosts");
+  exp->add_option("NAME", name);
+  exp->add_option("FILE", file);
   exp->add_option("--via", via, "Data path: auto (NBD unix socket if served), nbd, http")->capture_default_str();
-  exp->callback([&] { run = [&](const Context& c) { return export_file(c, name, file); }; });
+  register_export_acl_commands(*exp, run);  // arbor export allow|revoke|list (cli/export_commands.cc)
+  exp->callback([&] {
+    if (!exp->get_subcommands().empty()) return;  // allow/revoke/list set run
+    if (name.empty() || file.empty()) throw CLI::ValidationError("export", "NAME and FILE are required");
+    run = [&](const Context& c) { return export_file(c, name, file); };
+  });
   auto* cln = app.add_subcommand("clean", "Run the segment cleaner");
   cln->add_option("--max-live-fraction", fraction, "Clean segments at most this full")
       ->capture_default_str();
   cln->callback([&] { run = [&](const Context& c) { return clean(c, fraction); }; });
   auto* att = app.add_subcommand("attach", "Make a local block device of a volume; prints its path");
+  std::string transport = "nbd";
   att->add_option("NAME", name)->required();
-  att->callback([&] { run = [&](const Context& c) { return attach(c, name); }; });
+  att->add_option("--transport", transport, "nbd (nbdfuse + loop) or nvme-tcp (the kernel's initiator)")
+      ->check(CLI::IsMember({"nbd", "nvme-tcp"}))->capture_default_str();
+  att->callback([&] {
+    run = [&](const Context& c) { return transport == "nvme-tcp" ? attach_nvme_tcp(c, name) : attach(c, name); };
+  });
   auto* det = app.add_subcommand("detach", "Remove the block device made by attach");
   det->add_option("NAME", name)->required();
-  det->callback([&] { run = [&](const Context& c) { return detach(c, name); }; });
+  det->add_option("--transport", transport, "nbd or nvme-tcp (as attached)")
+      ->check(CLI::IsMember({"nbd", "nvme-tcp"}))->capture_default_str();
+  det->callback([&] {
+    run = [&](const Context& c) { return transport == "nvme-tcp" ? detach_nvme_tcp(c, name) : detach(c, name); };
+  });
 
   register_pg_commands(app, run);  // arbor pg ... (cli/pg_commands.cc)
 
