@@ -601,7 +601,9 @@ Session::Completion Session::io(const Sqe& sqe, std::span<const uint8_t> host_da
     case kIoDsm: {
       const uint32_t nr = (cdw(sqe, kSqeCdw10) & 0xFF) + 1;
       const bool deallocate = (cdw(sqe, kSqeCdw11) >> 2) & 1;
-      if (host_data.size() != nr * 16) return c.status = kScSglInvalidData | kStatusDnr, c;
+      // At least NR ranges. Linux always sends a 4 KiB buffer (256 ranges' worth; nvme_setup_discard
+      // allocates NVME_DSM_MAX_RANGES for devices that ignore NR), so more is fine: we read NR.
+      if (host_data.size() < nr * 16) return c.status = kScSglInvalidData | kStatusDnr, c;
       if (!deallocate) return c;  // attributes only: hints we may ignore
       if (exp->read_only()) return c.status = kScNsWriteProtected | kStatusDnr, c;
       for (uint32_t i = 0; i < nr; i++) {  // check every range before trimming any

@@ -416,6 +416,17 @@ TEST_F(SessionTest, WriteZeroesAndDeallocate) {
   // A range past the end trims nothing.
   put_u64(&range[8], (1 << 20) / 4096);
   EXPECT_EQ(io->run(io->capsule(dsm, range)).first, kScLbaRange | kStatusDnr);
+  // Linux sends NR=0 with a 4 KiB buffer (room for 256 ranges, nvme_setup_discard): accepted, and
+  // only NR ranges are read. A buffer shorter than NR ranges is refused.
+  std::vector<uint8_t> page(4096, 0);
+  put_u32(&page[4], 1);
+  put_u64(&page[8], 2);
+  Host::sgl(dsm, kSglDataBlockOffset, 4096);
+  EXPECT_EQ(io->run(io->capsule(dsm, page)).first, 0);
+  put_u32(&dsm[40], 1);  // NR = 2 ranges, 16 bytes sent
+  Host::sgl(dsm, kSglDataBlockOffset, 16);
+  put_u64(&range[8], 0);
+  EXPECT_EQ(io->run(io->capsule(dsm, range)).first, kScSglInvalidData | kStatusDnr);
 }
 
 TEST_F(SessionTest, CommandErrorsKeepTheConnection) {
