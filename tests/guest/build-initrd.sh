@@ -16,7 +16,7 @@ done
 K=$KD/lib/modules/$V/kernel
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net \
          crct10dif_common crct10dif_generic crc-t10dif crc64 crc64_rocksoft_generic crc64-rocksoft t10-pi \
-         crc32c_generic crc32c-intel libcrc32c nvme-common nvme-core nvme-fabrics nvme-tcp \
+         crc32c_generic crc32c-intel libcrc32c nvme-common nvme-core nvme-fabrics nvme-tcp configfs nvmet nvmet-tcp \
          netfs fscache 9pnet 9pnet_virtio 9p crc16 mbcache jbd2 ext4; do
   f=$(find "$K" -name "$m.ko" | head -1)
   if [ -n "$f" ]; then cp "$f" "$W/mods/"; echo "$m" >> "$W/mods/order"; fi

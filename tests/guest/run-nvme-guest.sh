@@ -1,13 +1,19 @@
 #!/bin/bash
-# run-nvme-guest.sh TESTTARGET_BINARY CACHE_DIR
-# Boots Debian's generic amd64 kernel (the cloud flavour lacks 9p) under QEMU (TCG) with an initramfs whose /init (nvme-guest-init.sh)
-# drives the kernel's NVMe/TCP initiator against arbor-nvme-testtarget on the host, then asserts
-# the guest's serial-console markers. Kernel and initramfs are cached in CACHE_DIR.
+# run-nvme-guest.sh ARBOR ARBORD INITIATOR CACHE_DIR
+# Boots Debian's generic amd64 kernel (the cloud flavour lacks 9p) under QEMU (TCG) with an
+# initramfs whose /init (nvme-guest-init.sh) drives the kernel's NVMe/TCP initiator against
+#   - the real arbord on a temporary store (volumes, a snapshot and an allow-list made with the
+#     arbor CLI): discovery, digests, fio verify, ext4, reconnect, allow-list, snapshot, Postgres
+#     15 initdb + pgbench, kill -9 of arbord while the guest writes with flushes (this script
+#     kills and restarts it when the guest prints GUEST-KILLME);
+#   - the kernel's own nvmet-tcp target on loopback in the guest (reference figures), which also
+#     checks our userspace initiator (arbor-nvme-initiator verify, with and without digests).
+# then asserts the guest's serial-console markers. Kernel and initramfs are cached in CACHE_DIR.
 # Exit 0 = every step passed; 1 = a step failed; 77 = the environment cannot run the test.
 set -uo pipefail
-TARGET=$1; CACHE=$2
+ARBOR=$1; ARBORD=$2; INI=$3; CACHE=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$CACHE"
+mkdir -p "$CACHE"; CACHE=$(cd "$CACHE" && pwd)
 log() { echo "[guest-test $(date +%T)] $*"; }
 
 # ---- tools (the list is in README.md)
@@ -17,6 +23,7 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v nvme >/dev/null || need+=(nvme-cli)
 command -v fio >/dev/null || need+=(fio)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${need[*]}"; exit 77; fi
@@ -45,37 +52,87 @@ if [ ! -s "$INITRD" ]; then
   "$HERE/build-initrd.sh" "$CACHE/kern" "$INITRD" "$HERE/nvme-guest-init.sh" || exit 77
 fi
 
-# ---- target on free ports
-OUT=$CACHE/target.log
-"$TARGET" --listen 127.0.0.1:0 --discovery 127.0.0.1:0 --advertise 10.0.2.2 \
-  --export vol1=256 --export vol1@snap1=64:ro --export secret=64 \
-  --allow "secret=nqn.2014-08.org.nvmexpress:uuid:6c0a3a1e-0000-4000-8000-0000000000ff" > "$OUT" 2>&1 &
-TPID=$!
-trap 'kill $TPID 2>/dev/null; wait $TPID 2>/dev/null' EXIT
-for i in $(seq 1 50); do grep -q READY "$OUT" && break; sleep 0.1; done
-read -r IO DISC < <(sed -n 's/^READY io=\([0-9]*\) discovery=\([0-9]*\).*/\1 \2/p' "$OUT")
-[ -n "${IO:-}" ] || { log "target did not start: $(cat "$OUT")"; exit 1; }
-log "target pid $TPID io=$IO discovery=$DISC"
+APID=
+STORE=$(mktemp -d /tmp/arbor-guest-store.XXXXXX)
+CTL=$CACHE/ctl   # the guest reads $CTL/state over 9p (tag ctl, uncached): run -> killing -> restarted
+mkdir -p "$CTL"; echo run > "$CTL/state"
+cleanup() {
+  if [ -n "$APID" ] && kill -0 "$APID" 2>/dev/null; then kill "$APID"; wait "$APID" 2>/dev/null; fi
+  rm -rf "$STORE"
+}
+trap cleanup EXIT
 
-# ---- guest
+# ---- arbord on a temporary store. The guest reaches the host's 127.0.0.1 as 10.0.2.2 (QEMU user
+# networking forwards to the host's loopback), so arbord listens on 127.0.0.1.
+A() { "$ARBOR" --store "$STORE" "$@"; }
+start_arbord() {  # $1 io listen, $2 discovery listen
+  "$ARBORD" --store "$STORE" --nbd-listen none --nvme-listen "$1" --nvme-discovery-listen "$2" \
+    --nvme-advertise 10.0.2.2 >> "$CACHE/arbord.out" 2>&1 &
+  APID=$!
+  for i in $(seq 1 100); do
+    A daemon status > /dev/null 2>&1 && return 0
+    kill -0 $APID 2>/dev/null || break
+    sleep 0.1
+  done
+  log "arbord did not start: $(tail -3 "$CACHE/arbord.out") $(tail -3 "$STORE/arbord.log" 2>/dev/null)"; return 1
+}
+: > "$CACHE/arbord.out"
+start_arbord 127.0.0.1:0 127.0.0.1:0 || exit 1
+AIO=$(A --json daemon status | jq -r '.endpoints[] | select(.protocol=="nvme-tcp") | .uri' | sed 's/.*://')
+ADISC=$(A --json daemon status | jq -r '.endpoints[] | select(.protocol=="nvme-tcp-discovery") | .uri' | sed 's|.*:||; s|/.*||')
+[ -n "$AIO" ] && [ -n "$ADISC" ] || { log "no NVMe/TCP endpoints in arbor daemon status"; exit 1; }
+A volume create avol --size 512M > /dev/null && A volume create pgvol --size 1G > /dev/null \
+  && A volume create asecret --size 64M > /dev/null && A snapshot create avol@s1 > /dev/null \
+  || { log "arbor volume/snapshot create failed"; exit 1; }
+# Only the other host may connect to asecret (the guest connects as ...0001 and as ...00ff).
+A export allow asecret nqn.2014-08.org.nvmexpress:uuid:6c0a3a1e-0000-4000-8000-0000000000ff > /dev/null \
+  || { log "arbor export allow failed"; exit 1; }
+log "arbord pid $APID store $STORE io=$AIO discovery=$ADISC"
+
+# ---- guest. The host side of the kill test: when the guest prints GUEST-KILLME (it is writing
+# with flushes then), say "killing" in $CTL/state, kill -9 arbord, restart it on the same store
+# and ports, say "restarted". The guest counts a block as flushed before the kill only if its
+# fsync returned while the state still read "run".
 SERIAL=$CACHE/serial.log
+: > "$SERIAL"
 T0=$(date +%s)
-timeout 720 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -kernel "$KERNEL" -initrd "$INITRD" \
-  -append "console=ttyS0 quiet panic=-1 nvmeport=$IO discport=$DISC" -display none -serial stdio -monitor none -no-reboot \
+timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -kernel "$KERNEL" -initrd "$INITRD" \
+  -append "console=ttyS0 quiet panic=-1 aport=$AIO adisc=$ADISC ini=$INI" \
+  -display none -serial stdio -monitor none -no-reboot \
   -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
-  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on < /dev/null > "$SERIAL" 2>&1
-QRC=$?
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on \
+  -virtfs local,path="$CTL",mount_tag=ctl,security_model=none < /dev/null > "$SERIAL" 2>&1 &
+QPID=$!
+killed=0
+while kill -0 $QPID 2>/dev/null; do
+  if [ $killed = 0 ] && grep -q '^GUEST-KILLME' "$SERIAL"; then
+    echo killing > "$CTL/state"
+    kill -9 $APID; wait $APID 2>/dev/null
+    log "arbord killed (-9) while the guest writes; restarting on io=$AIO"
+    if start_arbord 127.0.0.1:$AIO 127.0.0.1:$ADISC; then log "arbord restarted, pid $APID"; fi
+    echo restarted > "$CTL/state"
+    killed=1
+  fi
+  sleep 0.2
+done
+wait $QPID; QRC=$?
 T1=$(date +%s)
-grep -E '^(GUEST|\[ )' "$SERIAL" | grep -vE '^\[ *[0-9.]+\] (random|ACPI|PCI|pci)' | tail -80
+grep -E '^(GUEST|\[ )' "$SERIAL" | grep -vE '^\[ *[0-9.]+\] (random|ACPI|PCI|pci)' | tail -100
 log "qemu exit $QRC after $((T1 - T0)) s"
-if ! kill -0 $TPID 2>/dev/null; then log "target died: $(tail -5 "$OUT")"; exit 1; fi
+if ! kill -0 $APID 2>/dev/null; then log "arbord died: $(tail -5 "$STORE/arbord.log")"; exit 1; fi
+grep '^GUEST-TABLE' "$SERIAL" | sed 's/^GUEST-TABLE //'
 
 fail=0
 for step in discover connect-all connect-digest size io-queues-2 fio-verify-qd1-digest fio-verify-qd32-2jobs-digest disconnect-digest \
-            connect-plain fio-verify-qd32-plain mkfs mount umount e2fsck-clean disconnect-plain reconnect \
-            data-intact-after-reconnect e2fsck-clean-after-reconnect refused-host allowed-host snapshot-read-only; do
+            connect-plain fio-verify-qd32-plain discard mkfs mount umount e2fsck-clean no-io-errors disconnect-plain reconnect \
+            data-intact-after-reconnect e2fsck-clean-after-reconnect refused-host allowed-host snapshot-read-only \
+            pg-mkfs pg-initdb pg-start pg-pgbench pg-stop pg-e2fsck \
+            kill-connect kill-flushed-region kill-writes-started kill-reconnected kill-writes-after-restart kill-flushed-blocks-intact \
+            kill-fio-region-intact nvmet-connect perf-table \
+            initiator-nvmet-verify initiator-nvmet-verify-digest initiator-arbord-verify-digest; do
   if grep -q "^GUEST-OK $step\b" "$SERIAL"; then echo "PASS $step"; else echo "FAIL $step"; fail=1; fi
 done
+[ $killed = 1 ] || { echo "FAIL the guest never asked for the kill"; fail=1; }
 grep -q '^GUEST-DONE' "$SERIAL" || { echo "FAIL guest did not finish"; fail=1; }
 grep '^GUEST-FAIL' "$SERIAL" && fail=1
 [ $fail = 0 ] && log "all guest steps passed in $((T1 - T0)) s" || log "guest test FAILED (serial log: $SERIAL)"
