@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "attach/fuse_disk.h"
 #include "attach/process.h"
 
 namespace arbor::attach {
@@ -31,6 +32,9 @@ Status unmount(const std::string& mount_dir) {
 
 }  // namespace
 
+Status start_nbdfuse(const AttachRequest& request, Attachment& a);
+Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a);
+
 bool device_mounted(const std::string& device) {
   std::ifstream mounts("/proc/mounts");
   std::string dev, rest;
@@ -49,6 +53,18 @@ Result<Attachment> attach(const AttachRequest& request) {
   a.mount_dir = request.mount_dir;
   a.file = request.mount_dir + "/disk";
   a.read_only = request.read_only;
+  if (request.exported) {
+    auto disk = FuseDisk::start(request.exported, request.mount_dir);
+    if (!disk) return disk.status();
+    a.fuse_disk = std::move(disk).value();
+    a.file = a.fuse_disk->file();
+  } else {
+    RETURN_IF_ERROR(start_nbdfuse(request, a));
+  }
+  return set_up_loop(request, a);
+}
+
+Status start_nbdfuse(const AttachRequest& request, Attachment& a) {
   std::string pidfile = request.mount_dir + ".pid";
   unlink(pidfile.c_str());
 
@@ -76,7 +92,10 @@ Result<Attachment> attach(const AttachRequest& request) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   unlink(pidfile.c_str());
+  return Status::ok();
+}
 
+Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a) {
   std::vector<std::string> losetup = {"losetup", "--direct-io=on", "--find", "--show"};
   if (request.read_only) losetup.push_back("--read-only");
   losetup.push_back(a.file);
@@ -84,7 +103,8 @@ Result<Attachment> attach(const AttachRequest& request) {
   if (!r || r->exit_code != 0) {
     std::string why = r ? last_line(r->err) : r.status().message();
     (void)unmount(a.mount_dir);
-    wait_exit(a.fuse_pid, std::chrono::seconds(5));
+    if (a.fuse_disk) a.fuse_disk->stop();
+    else wait_exit(a.fuse_pid, std::chrono::seconds(5));
     rmdir(a.mount_dir.c_str());
     return io_error("losetup failed: " + why);
   }
@@ -109,6 +129,7 @@ Status detach(const Attachment& a) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   if (!st.is_ok()) return st;
+  if (a.fuse_disk) a.fuse_disk->stop();
   if (a.fuse_pid > 0 && !wait_exit(a.fuse_pid, std::chrono::seconds(10))) {
     kill(a.fuse_pid, SIGKILL);
     wait_exit(a.fuse_pid, std::chrono::seconds(2));

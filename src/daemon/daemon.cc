@@ -67,13 +67,15 @@ Daemon::~Daemon() { (void)shutdown(); }
 Result<std::unique_ptr<Daemon>> Daemon::start(const DaemonOptions& options) {
   std::unique_ptr<Daemon> d(new Daemon(options));
   if (d->options_.control_socket.empty()) d->options_.control_socket = options.store_dir + "/arbord.sock";
-  auto store = open_store_directory(options.store_dir, options.store);
+  auto store = options.device.empty() ? open_store_directory(options.store_dir, options.store)
+                                      : open_store_device(options.store_dir, options.device, options.store);
   if (!store) {
     return Status(store.status().code(),
                   "cannot open store " + options.store_dir + ": " + store.status().message());
   }
   d->store_ = std::move(store).value();
   d->exports_ = std::make_unique<StoreExports>(*d->store_);
+  if (options.maintenance_interval_ms > 0) d->maintenance_ = std::thread([raw = d.get()] { raw->maintenance_loop(); });
   // Attachments do not outlive the daemon that made them; clear what a crash left behind.
   for (const auto& line : attach::cleanup_stale(options.store_dir + "/attach")) spdlog::warn("{}", line);
   auto allow = ExportAllowList::open(options.store_dir + "/nvme-allow.json");
@@ -281,8 +283,8 @@ Result<Json> Daemon::checkpoint() {
 Result<Json> Daemon::attach(const std::string& name) {
   ASSIGN_OR_RETURN(auto info, lookup(name));
   std::string socket = frontends_.nbd_unix_socket();
-  if (socket.empty()) {
-    return not_supported("attach needs arbord's NBD unix socket, and this arbord serves none");
+  if (socket.empty() && options_.attach_via_nbdfuse) {
+    return not_supported("attach through nbdfuse needs arbord's NBD unix socket, and this arbord serves none");
   }
   {
     // Claim the name; the slow part (nbdfuse, losetup) runs without the lock.
@@ -306,6 +308,14 @@ Result<Json> Daemon::attach(const std::string& name) {
   req.mount_dir = dir + "/" + name;
   req.log_path = options_.store_dir + "/nbdfuse.log";
   req.read_only = info.snapshot;
+  if (!options_.attach_via_nbdfuse) {
+    auto exported = exports_->open(name);
+    if (!exported) {
+      store_->close_volume(*held);
+      return release(), exported.status();
+    }
+    req.exported = std::move(exported).value();
+  }
   auto a = attach::attach(req);
   if (!a) {
     store_->close_volume(*held);
@@ -381,7 +391,28 @@ void Daemon::wait_for_stop() {
   stop_cv_.wait(lock, [&] { return stop_requested_; });
 }
 
+void Daemon::maintenance_loop() {
+  std::unique_lock lock(maintenance_mu_);
+  while (!maintenance_cv_.wait_for(lock, std::chrono::milliseconds(options_.maintenance_interval_ms),
+                                   [&] { return maintenance_stop_; })) {
+    lock.unlock();
+    auto r = store_->maintain();
+    if (!r) spdlog::warn("maintenance: {}", r.status().to_string());
+    else if (r->segments_cleaned > 0)
+      spdlog::info("cleaner: {} segments freed, {} blocks moved", r->segments_cleaned, r->blocks_moved);
+    lock.lock();
+  }
+}
+
 Status Daemon::shutdown() {
+  if (maintenance_.joinable()) {
+    {
+      std::lock_guard lock(maintenance_mu_);
+      maintenance_stop_ = true;
+    }
+    maintenance_cv_.notify_all();
+    maintenance_.join();
+  }
   if (shut_down_ || !store_) return Status::ok();
   shut_down_ = true;
   {

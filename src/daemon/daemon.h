@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -38,6 +39,9 @@ struct DaemonOptions {
   std::string control_socket;  // default: store_dir + "/arbord.sock"
   FrontendOptions frontends;
   StoreOptions store;
+  std::string device;               // a block device (or file) holding the store; "" = store_dir/segments
+  bool attach_via_nbdfuse = false;  // the reference attach path instead of the in-process FuseDisk
+  int maintenance_interval_ms = 10000;  // Store::maintain (checkpoint, segment cleaning); 0 = off
 };
 
 class Daemon {
@@ -98,6 +102,12 @@ class Daemon {
   };
   std::map<std::string, Attached> attachments_;
   std::set<std::string> attach_busy_;  // names with an attach or detach in progress
+
+  void maintenance_loop();
+  std::thread maintenance_;
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_cv_;
+  bool maintenance_stop_ = false;
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -59,6 +59,15 @@ int main(int argc, char** argv) {
                  "Address the NVMe/TCP discovery log page gives hosts (default: the listen host)");
   app.add_flag("--no-nvme", no_nvme, "Do not serve NVMe/TCP");
   app.add_option("--segment-size", segment_size, "Segment size for a new store")->capture_default_str();
+  std::string device, attach_via = "fuse";
+  int maintenance_ms = 10000;
+  app.add_option("--device", device, "Keep the store on this block device (or file) instead of STORE/segments");
+  app.add_option("--attach-via", attach_via, "How `arbor attach` serves the loop device: fuse (in arbord) or nbdfuse")
+      ->check(CLI::IsMember({"fuse", "nbdfuse"}))
+      ->capture_default_str();
+  app.add_option("--maintenance-interval-ms", maintenance_ms, "Checkpoint and segment-cleaning period, 0 = off")
+      ->check(CLI::Range(0, 86400000))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "Log every API request");
   app.add_flag("--log-stderr", log_stderr, "Also log to stderr");
   try {
@@ -91,6 +100,9 @@ int main(int argc, char** argv) {
   auto segment = parse_size_bytes(segment_size);
   if (!segment) return fail("--segment-size: " + segment.status().to_string());
   options.store.segment_size_bytes = *segment;
+  options.device = device;
+  options.attach_via_nbdfuse = attach_via == "nbdfuse";
+  options.maintenance_interval_ms = maintenance_ms;
   options.frontends.nbd = !no_nbd;
   if (nbd_listen.empty()) nbd_listen = {"127.0.0.1:10809", "unix://" + store_dir + "/nbd.sock"};
   for (const auto& a : nbd_listen) {
