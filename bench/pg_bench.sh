@@ -64,7 +64,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = tps ]; then
   echo "| data directory | TPS | vs local |"
   echo "|---|---|---|"
   echo "| local filesystem (baseline) | $L | 1.00x |"
-  echo "| arbor volume (ext4 on loop over nbdfuse over arbord NBD) | $R | $(awk -v a="$R" -v b="$L" 'BEGIN{printf "%.2fx", a/b}') |"
+  echo "| arbor volume (ext4 on loop over arbord's in-process FUSE disk) | $R | $(awk -v a="$R" -v b="$L" 'BEGIN{printf "%.2fx", a/b}') |"
   "$ARBOR" pg delete tps >/dev/null
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/local/pgdata" -m fast -w -s stop; LOCAL_PORT=""
 fi
