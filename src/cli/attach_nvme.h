@@ -7,8 +7,11 @@
 // namespace's block device and prints it (/dev/nvme0n1). The host NQN is the system's
 // (/etc/nvme/hostnqn), so `arbor export allow NAME HOSTNQN` applies.
 // Detach: `nvme disconnect -n NQN`; kNotFound when nothing was connected.
-// Without the kernel module this fails with one line naming the alternatives; arbord does not
-// track these connections (the kernel owns them).
+// Without the kernel module: our userspace initiator behind a one-file FUSE mount
+// (arbor-nvme-fuse, src/nvme_initiator/fuse_main.cc) and a loop device; state in
+// STORE/attach-nvme/NAME/{pid,device,fuse.log}, the mount at .../mnt. arbord does not track these
+// connections (the kernel or the helper owns them); it sees an open NVMe connection, so the volume
+// cannot be deleted while attached.
 #pragma once
 
 #include <string>
