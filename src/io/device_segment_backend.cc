@@ -52,9 +52,8 @@ Result<std::unique_ptr<DeviceSegmentBackend>> DeviceSegmentBackend::open(const s
   }
   uint64_t seg = 0;
   if (get_u32(label.data()) == kLabelMagic) {
-    uint32_t stored = get_u32(label.data() + 24);
-    put_u32(label.data() + 24, 0);
-    if (crc32c(label.data(), kBlock) != stored || get_u32(label.data() + 4) != kLabelVersion) {
+    if (crc32c_with_zero_field(label.data(), kBlock, 24) != get_u32(label.data() + 24) ||
+        get_u32(label.data() + 4) != kLabelVersion) {
       ::close(fd);
       return corruption(path + ": device label is damaged");
     }

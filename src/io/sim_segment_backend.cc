@@ -27,11 +27,8 @@ class SimSegmentBackend : public SegmentBackend {
   }
   Status write(SegmentId id, uint64_t off, std::span<const uint8_t> data) override {
     std::lock_guard lock(disk_->mu_);
-    RETURN_IF_ERROR(alive());
-    RETURN_IF_ERROR(disk_->tick());
-    auto it = disk_->segments_.find(id);
-    if (it == disk_->segments_.end()) return not_found("no segment");
-    auto& s = it->second;
+    ASSIGN_OR_RETURN(SimDisk::Segment * seg, segment_for_io(id));
+    auto& s = *seg;
     if (off % 4096 != 0 || off > s.size_bytes || data.size() > s.size_bytes - off) return io_error("bad write range");
     std::memcpy(s.cached.data() + off, data.data(), data.size());
     s.pending.push_back({off, std::vector<uint8_t>(data.begin(), data.end())});
@@ -39,22 +36,16 @@ class SimSegmentBackend : public SegmentBackend {
   }
   Status read(SegmentId id, uint64_t off, std::span<uint8_t> out) override {
     std::lock_guard lock(disk_->mu_);
-    RETURN_IF_ERROR(alive());
-    RETURN_IF_ERROR(disk_->tick());
-    auto it = disk_->segments_.find(id);
-    if (it == disk_->segments_.end()) return not_found("no segment");
-    auto& s = it->second;
+    ASSIGN_OR_RETURN(SimDisk::Segment * seg, segment_for_io(id));
+    auto& s = *seg;
     if (off > s.size_bytes || out.size() > s.size_bytes - off) return io_error("bad read range");
     std::memcpy(out.data(), s.cached.data() + off, out.size());
     return Status::ok();
   }
   Status sync(SegmentId id) override {
     std::lock_guard lock(disk_->mu_);
-    RETURN_IF_ERROR(alive());
-    RETURN_IF_ERROR(disk_->tick());
-    auto it = disk_->segments_.find(id);
-    if (it == disk_->segments_.end()) return not_found("no segment");
-    auto& s = it->second;
+    ASSIGN_OR_RETURN(SimDisk::Segment * seg, segment_for_io(id));
+    auto& s = *seg;
     for (auto& w : s.pending) std::memcpy(s.durable.data() + w.offset, w.data.data(), w.data.size());
     s.pending.clear();
     return Status::ok();
@@ -100,6 +91,15 @@ class SimSegmentBackend : public SegmentBackend {
   }
 
  private:
+  // The common prologue of an I/O: the mount is alive, the operation counts against injected
+  // EIO, and the segment exists. REQUIRES: disk_->mu_ held.
+  Result<SimDisk::Segment*> segment_for_io(SegmentId id) {
+    RETURN_IF_ERROR(alive());
+    RETURN_IF_ERROR(disk_->tick());
+    auto it = disk_->segments_.find(id);
+    if (it == disk_->segments_.end()) return not_found("no segment");
+    return &it->second;
+  }
   Status alive() const {
     if (generation_ != disk_->generation_) return io_error("sim: device lost in a crash");
     return Status::ok();

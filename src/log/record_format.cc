@@ -40,10 +40,7 @@ Result<RecordHeader> decode_record_header(std::span<const uint8_t> block) {
   if (get_u32(p) != kRecordMagic) return corruption("record header: bad magic");
   if (get_u16(p + 4) != kRecordVersion) return corruption("record header: unknown version");
   uint32_t stored_crc = get_u32(p + 48);
-  uint8_t copy[kBlockSizeBytes];
-  std::memcpy(copy, p, kBlockSizeBytes);
-  put_u32(copy + 48, 0);
-  if (crc32c(copy, kBlockSizeBytes) != stored_crc) return corruption("record header: checksum mismatch");
+  if (crc32c_with_zero_field(p, kBlockSizeBytes, 48) != stored_crc) return corruption("record header: checksum mismatch");
   RecordHeader h;
   uint16_t kind = get_u16(p + 6);
   if (kind < 1 || kind > 7) return corruption("record header: unknown kind");

@@ -26,10 +26,7 @@ void encode_superblock(const Superblock& sb, std::span<uint8_t> block) {
 Result<Superblock> decode_superblock(std::span<const uint8_t> block) {
   const uint8_t* p = block.data();
   if (get_u32(p) != kSuperblockMagic) return corruption("superblock: bad magic");
-  uint8_t copy[kBlockSizeBytes];
-  std::memcpy(copy, p, kBlockSizeBytes);
-  put_u32(copy + 56, 0);
-  if (crc32c(copy, kBlockSizeBytes) != get_u32(p + 56)) return corruption("superblock: checksum mismatch");
+  if (crc32c_with_zero_field(p, kBlockSizeBytes, 56) != get_u32(p + 56)) return corruption("superblock: checksum mismatch");
   if (get_u32(p + 4) != kSuperblockVersion) return corruption("superblock: unsupported version");
   if (get_u32(p + 36) != kBlockSizeBytes) return corruption("superblock: unsupported block size");
   Superblock sb;

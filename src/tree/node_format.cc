@@ -49,10 +49,7 @@ void encode_node(const Node& node, std::span<uint8_t> block) {
 Result<std::unique_ptr<Node>> decode_node(std::span<const uint8_t> block, PhysicalBlock address) {
   const uint8_t* p = block.data();
   if (get_u32(p) != kNodeMagic) return corruption("block-map node: bad magic");
-  uint8_t copy[kBlockSizeBytes];
-  std::memcpy(copy, p, kBlockSizeBytes);
-  put_u32(copy + 24, 0);
-  if (crc32c(copy, kBlockSizeBytes) != get_u32(p + 24)) return corruption("block-map node: checksum mismatch");
+  if (crc32c_with_zero_field(p, kBlockSizeBytes, 24) != get_u32(p + 24)) return corruption("block-map node: checksum mismatch");
   if (get_u64(p + 8) != address.value) return corruption("block-map node: found at the wrong address");
   auto n = std::make_unique<Node>();
   n->level = p[4];

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "util/crc32c.h"
 #include "util/encoding.h"
 #include "util/human_size.h"
@@ -9,6 +11,15 @@ namespace arbor {
 TEST(Crc32c, StandardCheckValue) {
   EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
   EXPECT_EQ(crc32c_extend(crc32c("1234", 4), "56789", 5), 0xE3069283u);
+}
+
+TEST(Crc32c, WithZeroFieldEqualsCrcOfTheZeroedCopy) {
+  uint8_t block[64];
+  for (int i = 0; i < 64; i++) block[i] = uint8_t(i * 37 + 1);
+  uint8_t zeroed[64];
+  std::memcpy(zeroed, block, 64);
+  std::memset(zeroed + 20, 0, 4);
+  EXPECT_EQ(crc32c_with_zero_field(block, 64, 20), crc32c(zeroed, 64));
 }
 
 TEST(Encoding, LittleAndBigEndianRoundTrip) {
