@@ -5,8 +5,9 @@
 #   GUEST-OK <step> / GUEST-FAIL <step> <why>, GUEST-TABLE <markdown>, GUEST-DONE at the end.
 # Parameters come on the kernel command line: aport= adisc= (arbord's I/O and discovery ports),
 # 9p tag ctl (a host directory whose file `state` the host script sets to run / killing /
-# restarted around its kill -9 of arbord), ini= (our userspace initiator, arbor-nvme-initiator, run from the
-# host root). The NQN prefix is fixed.
+# restarted around its kill -9 of arbord, mounted at /host/run/ctl), ini= (our userspace initiator,
+# arbor-nvme-initiator, which the host copies into the ctl share; run in the chroot). The NQN
+# prefix is fixed.
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
@@ -17,11 +18,12 @@ for kv in $(cat /proc/cmdline); do case $kv in
 AP=$P
 # The host root is read-only and does not change under us: cache it (cache=loose), or every exec
 # and page fault of postgres and fio is a 9p round trip. The control directory is a separate,
-# uncached 9p mount (the host rewrites its file during the run).
-mkdir -p /host /ctl; mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host || echo "GUEST-FAIL 9p mount"
-mount -t 9p -o trans=virtio,version=9p2000.L,cache=none ctl /ctl || echo "GUEST-FAIL 9p ctl mount"
+# uncached 9p mount at /host/run/ctl (the host rewrites its file during the run, and puts our
+# initiator there: the build may live under the host's /tmp, which the guest covers with tmpfs).
+mkdir -p /host; mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host || echo "GUEST-FAIL 9p mount"
 mount -t devtmpfs dev /host/dev; mount -t proc proc /host/proc; mount -t sysfs sys /host/sys
 mount -t tmpfs tmp /host/tmp; mount -t tmpfs run /host/run
+mkdir -p /host/run/ctl; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none ctl /host/run/ctl || echo "GUEST-FAIL 9p ctl mount"
 H="chroot /host"
 T0=$(cut -d' ' -f1 /proc/uptime)
 A=10.0.2.2
@@ -147,7 +149,7 @@ else bad pg-mkfs "nvme connect pgvol failed"; fi
 # the kill when its fsync returned while $CTL/state still read "run" (the host writes "killing"
 # before it kills). Every such block, every block written after the restart and the fio region
 # must read back intact.
-state() { cat /ctl/state 2>/dev/null; }
+state() { cat /host/run/ctl/state 2>/dev/null; }
 if conn ${PFX}avol --nr-io-queues=2 --ctrl-loss-tmo=120 --reconnect-delay=1; then
   DEV=$(dev_for ${PFX}avol) && ok kill-connect $DEV || bad kill-connect "no device"
   FIOK="fio --name=k --filename=$DEV --direct=1 --ioengine=libaio --bs=16k --iodepth=8 --size=64m --offset=0 --rw=randwrite --randseed=4242 --verify=crc32c --verify_fatal=1 --output-format=terse --terse-version=3"

@@ -56,6 +56,9 @@ APID=
 STORE=$(mktemp -d /tmp/arbor-guest-store.XXXXXX)
 CTL=$CACHE/ctl   # the guest reads $CTL/state over 9p (tag ctl, uncached): run -> killing -> restarted
 mkdir -p "$CTL"; echo run > "$CTL/state"
+# The guest runs our initiator from the ctl share (/run/ctl in its chroot): the build directory may
+# be under /tmp, which the guest covers with its own tmpfs.
+cp "$INI" "$CTL/arbor-nvme-initiator" || { log "cannot copy $INI"; exit 1; }
 cleanup() {
   if [ -n "$APID" ] && kill -0 "$APID" 2>/dev/null; then kill "$APID"; wait "$APID" 2>/dev/null; fi
   rm -rf "$STORE"
@@ -97,7 +100,7 @@ SERIAL=$CACHE/serial.log
 : > "$SERIAL"
 T0=$(date +%s)
 timeout 900 qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -kernel "$KERNEL" -initrd "$INITRD" \
-  -append "console=ttyS0 quiet panic=-1 aport=$AIO adisc=$ADISC ini=$INI" \
+  -append "console=ttyS0 quiet panic=-1 aport=$AIO adisc=$ADISC ini=/run/ctl/arbor-nvme-initiator" \
   -display none -serial stdio -monitor none -no-reboot \
   -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on \
