@@ -13,24 +13,13 @@
 #include <vector>
 
 #include "util/units.h"
+#include "util/zero.h"
 
 namespace arbor::cli {
 namespace {
 
 constexpr uint64_t kChunkBytes = 1 << 20;
 constexpr int kConnections = 4;
-
-bool all_zero(const char* p, size_t n) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w) return false;
-  }
-  for (; i < n; i++)
-    if (p[i]) return false;
-  return true;
-}
 
 struct Handle {
   nbd_handle* h = nullptr;
@@ -124,11 +113,11 @@ Result<NbdTransferStats> nbd_import(const std::string& socket, const std::string
     size_t at = 0;
     while (at < len) {
       size_t blk = std::min<size_t>(kBlockSizeBytes, len - at);
-      bool zero = blk == kBlockSizeBytes && all_zero(buf.data() + at, blk);
+      bool zero = blk == kBlockSizeBytes && is_all_zero(buf.data() + at, blk);
       size_t run = blk;
       while (at + run < len) {
         size_t nb = std::min<size_t>(kBlockSizeBytes, len - at - run);
-        bool nz = nb == kBlockSizeBytes && all_zero(buf.data() + at + run, nb);
+        bool nz = nb == kBlockSizeBytes && is_all_zero(buf.data() + at + run, nb);
         if (nz != zero) break;
         run += nb;
       }
@@ -155,7 +144,7 @@ Result<NbdTransferStats> nbd_export(const std::string& socket, const std::string
     size_t at = 0;
     while (at < len) {
       size_t blk = std::min<size_t>(kBlockSizeBytes, len - at);
-      if (sparse && blk == kBlockSizeBytes && all_zero(buf.data() + at, blk)) {
+      if (sparse && blk == kBlockSizeBytes && is_all_zero(buf.data() + at, blk)) {
         zero_bytes += blk;
         at += blk;
         continue;
@@ -163,7 +152,7 @@ Result<NbdTransferStats> nbd_export(const std::string& socket, const std::string
       size_t run = blk;  // extend over following non-zero blocks
       while (at + run < len) {
         size_t nb = std::min<size_t>(kBlockSizeBytes, len - at - run);
-        if (sparse && nb == kBlockSizeBytes && all_zero(buf.data() + at + run, nb)) break;
+        if (sparse && nb == kBlockSizeBytes && is_all_zero(buf.data() + at + run, nb)) break;
         run += nb;
       }
       size_t written = 0;

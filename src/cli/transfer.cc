@@ -19,6 +19,7 @@
 #include "cli/progress.h"
 #include "util/human_size.h"
 #include "util/units.h"
+#include "util/zero.h"
 
 namespace arbor::cli {
 namespace {
@@ -32,18 +33,6 @@ struct Fd {
 
 std::string rate(uint64_t bytes, double secs) {
   return format_size_bytes(secs > 0 ? uint64_t(double(bytes) / secs) : bytes) + "/s";
-}
-
-bool all_zero(const char* p, size_t n) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w) return false;
-  }
-  for (; i < n; i++)
-    if (p[i]) return false;
-  return true;
 }
 
 // The NBD unix socket to move data through, "" for HTTP.
@@ -276,7 +265,7 @@ Status export_file(const Context& ctx, const std::string& name, const std::strin
   std::string carry;  // bytes of a block split across two receives
   Status write_status;
   auto put = [&](const char* data, size_t len) -> bool {
-    if (sparse && len == kBlockSizeBytes && all_zero(data, len)) {
+    if (sparse && len == kBlockSizeBytes && is_all_zero(data, len)) {
       pos += len;
       return true;
     }

@@ -10,6 +10,7 @@
 #include "store/store_impl.h"
 #include "util/check.h"
 #include "util/crc32c.h"
+#include "util/zero.h"
 
 namespace arbor {
 
@@ -166,17 +167,6 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
   return Status::ok();
 }
 
-static bool all_zero(std::span<const uint8_t> b) {
-  // Word-wise (the buffer may be unaligned: memcpy, which compiles to plain loads): this runs on
-  // every written block.
-  for (size_t i = 0; i + 8 <= b.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, b.data() + i, 8);
-    if (w != 0) return false;
-  }
-  return true;
-}
-
 Status Store::Impl::journal_trim_locked(Volume& v, uint64_t first, uint64_t count) {
   RecordHeader h;
   h.kind = RecordKind::kTrim;
@@ -187,7 +177,7 @@ Status Store::Impl::journal_trim_locked(Volume& v, uint64_t first, uint64_t coun
 
 Status Store::Impl::write_block_locked(Volume& v, uint64_t block, std::span<const uint8_t> data) {
   // A block of zeros is stored as a hole: thin volumes stay thin under mkfs and zero-filling.
-  if (all_zero(data)) {
+  if (is_all_zero(data.data(), data.size())) {
     std::array<LeafEntry, 1> e;
     RETURN_IF_ERROR(map.lookup(v.root, block, e));
     if (e[0].block.is_null()) return Status::ok();
