@@ -15,6 +15,14 @@
 
 namespace arbor {
 
+namespace {
+uint64_t file_system_free_bytes(const std::string& dir) {
+  struct statvfs v{};
+  if (::statvfs(dir.c_str(), &v) != 0) return 0;
+  return uint64_t(v.f_bavail) * v.f_frsize;
+}
+}  // namespace
+
 Result<std::unique_ptr<FileSegmentBackend>> FileSegmentBackend::open(const std::string& dir) {
   std::string seg_dir = dir + "/segments";
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return errno_status(errno, "mkdir " + dir);
@@ -23,6 +31,8 @@ Result<std::unique_ptr<FileSegmentBackend>> FileSegmentBackend::open(const std::
   std::string sb = dir + "/superblock";
   b->superblock_fd_ = ::open(sb.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (b->superblock_fd_ < 0) return errno_status(errno, "open " + sb);
+  ASSIGN_OR_RETURN(b->pool_, SegmentFilePool::open(seg_dir + "/spare", SegmentFilePoolOptions{},
+                                                   [dir] { return file_system_free_bytes(dir); }));
   return b;
 }
 
@@ -61,10 +71,22 @@ Result<int> FileSegmentBackend::fd_of(SegmentId id) {
 
 Status FileSegmentBackend::create(SegmentId id, uint64_t size_bytes) {
   std::string path = segment_path(id);
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0) return already_exists("segment file " + path + " exists");
+  ASSIGN_OR_RETURN(bool recycled, pool_->take(path, size_bytes));
+  if (recycled) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) return errno_status(errno, "open " + path);
+    {
+      std::lock_guard lock(mu_);
+      fds_[id] = fd;
+    }
+    return sync_directory(dir_ + "/segments");
+  }
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return errno_status(errno, "create " + path);
-  // Reserve the space now so that ENOSPC shows up when a segment opens, not in the middle of a
-  // record; fall back silently where the file system cannot preallocate.
+  // No spare ready: reserve the space now so that ENOSPC shows up when a segment opens, not in the
+  // middle of a record; fall back silently where the file system cannot preallocate.
   if (::posix_fallocate(fd, 0, off_t(size_bytes)) == ENOSPC) {
     ::close(fd);
     ::unlink(path.c_str());
@@ -105,6 +127,9 @@ Status FileSegmentBackend::remove(SegmentId id) {
     }
   }
   std::string path = segment_path(id);
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) return Status::ok();
+  if (pool_->give(path, uint64_t(st.st_size))) return Status::ok();
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_status(errno, "unlink " + path);
   return Status::ok();
 }
@@ -137,10 +162,7 @@ Status FileSegmentBackend::read_superblock(int slot, std::span<uint8_t> block) {
   return io::pread_full(superblock_fd_, uint64_t(slot) * kSuperblockSizeBytes, block);
 }
 
-uint64_t FileSegmentBackend::free_bytes() {
-  struct statvfs v{};
-  if (::statvfs(dir_.c_str(), &v) != 0) return 0;
-  return uint64_t(v.f_bavail) * v.f_frsize;
-}
+// Spare files are space the store can write into, so they count as free.
+uint64_t FileSegmentBackend::free_bytes() { return file_system_free_bytes(dir_) + pool_->spare_bytes(); }
 
 }  // namespace arbor

@@ -1,5 +1,7 @@
 // The embedded default backend: one file per segment in `dir/segments/`, named by the segment id
 // in hex, and `dir/superblock` holding the two superblock slots. All I/O goes through io_uring.
+// New segments come from a pool of spare, fully written files (segment_file_pool.h says why), and
+// removed segments go back to it.
 //
 // Threading: thread-safe. File descriptors are opened once and kept in a table under a mutex; reads
 // and writes run outside that mutex.
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "io/segment_backend.h"
+#include "io/segment_file_pool.h"
 
 namespace arbor {
 
@@ -31,6 +34,8 @@ class FileSegmentBackend : public SegmentBackend {
   Status read_superblock(int slot, std::span<uint8_t> block) override;
   uint64_t free_bytes() override;
 
+  SegmentFilePool& spare_pool() { return *pool_; }
+
  private:
   explicit FileSegmentBackend(std::string dir) : dir_(std::move(dir)) {}
   std::string segment_path(SegmentId id) const;
@@ -41,6 +46,7 @@ class FileSegmentBackend : public SegmentBackend {
   int superblock_fd_ = -1;
   std::mutex mu_;
   std::map<SegmentId, int> fds_;
+  std::unique_ptr<SegmentFilePool> pool_;
 };
 
 }  // namespace arbor
