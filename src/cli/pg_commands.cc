@@ -192,7 +192,7 @@ Status pg_branch(const Context& ctx, const std::string& name, const std::string&
   pg::Record rec{name, from, port, now_unix_ms()};
   RETURN_IF_ERROR(pg::save_record(ctx.store_dir, rec));
   auto t_start = Clock::now();
-  RETURN_IF_ERROR(pg::start_server(env.bindir, p, port));  // WAL replay, then accepts connections
+  RETURN_IF_ERROR(pg::start_branch_server(env.bindir, p, port));  // WAL replay, promotion
   uint64_t start_ns = ns_since(t_start);
   undo.armed = false;
   uint64_t total_ns = ns_since(t0);

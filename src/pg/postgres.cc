@@ -212,7 +212,12 @@ Status init_cluster(const std::string& bindir, const Paths& p) {
        << "listen_addresses = '127.0.0.1'\n"
        << "# A branch starts as after a crash; Postgres then syncs the data directory before redo:\n"
        << "# one syncfs() instead of an fsync of every file keeps that to milliseconds.\n"
-       << "recovery_init_sync_method = syncfs\n";
+       << "recovery_init_sync_method = syncfs\n"
+       << "# A branch replays the WAL written since the parent's last completed checkpoint: frequent\n"
+       << "# checkpoints keep that, and so the branch's start, short and flat whatever the data size\n"
+       << "# (defaults: 5min and 1GB; measured under pgbench at scale 100: 3.6 s to replay 615 MB).\n"
+       << "checkpoint_timeout = 30s\n"
+       << "max_wal_size = 256MB\n";
   conf.close();
   if (!conf.good()) return io_error("cannot write " + p.data_dir + "/postgresql.conf");
   // Make what we wrote durable: a branch is a crash-consistent image, so a settings file still in
@@ -267,6 +272,27 @@ Status start_server(const std::string& bindir, const Paths& p, int port) {
     return busy("Postgres did not start: port " + std::to_string(port) + " is in use");
   }
   return io_error("Postgres did not start: " + why + " (log: " + p.log_file + ")");
+}
+
+Status start_branch_server(const std::string& bindir, const Paths& p, int port) {
+  // As a standby, the server replays the WAL it has and opens once consistent; promotion then ends
+  // recovery with an end-of-recovery record and a checkpoint in the background. Started plainly,
+  // crash recovery ends in an immediate checkpoint of every page the replay dirtied, and the
+  // server accepts no connection until it is done (4 s of an 11.5 s branch at pgbench scale 100).
+  // The branch also moves to a new timeline, as a divergent history should.
+  std::string signal = p.data_dir + "/standby.signal";
+  {
+    std::ofstream f(signal);
+    if (!f.good()) return io_error("cannot write " + signal);
+  }
+  RETURN_IF_ERROR(chown_postgres(signal));
+  RETURN_IF_ERROR(start_server(bindir, p, port));
+  auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-w", "-t", "300", "-s", "promote"}));
+  if (!r) return r.status();
+  if (r->exit_code == 0) return Status::ok();
+  std::string why = last_log_error(p.log_file);
+  if (why.empty()) why = last_line(r->err);
+  return io_error("Postgres did not leave recovery: " + why + " (log: " + p.log_file + ")");
 }
 
 // Polls until `pid` has exited (pg_ctl -w returns once postmaster.pid is gone, a moment before the

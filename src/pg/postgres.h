@@ -74,6 +74,9 @@ Status reset_log(const Paths& p);
 
 // pg_ctl start -w on `port`: returns once the server accepts connections (after WAL replay).
 Status start_server(const std::string& bindir, const Paths& p, int port);
+// Starts a server on a branch's crash-consistent image: WAL replay as a standby, then promotion, so
+// it accepts writes without waiting for an end-of-recovery checkpoint.
+Status start_branch_server(const std::string& bindir, const Paths& p, int port);
 // pg_ctl stop -m fast, falling back to immediate. No-op when not running.
 Status stop_server(const std::string& bindir, const Paths& p);
 
