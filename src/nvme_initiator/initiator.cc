@@ -137,7 +137,7 @@ class Queue {
     uint32_t received = 0;
   };
 
-  Queue() = default;
+  Queue() : inbuf_(size_t(256) << 10) {}
 
   Status fail(const Status& st) {
     if (error_.is_ok()) error_ = st;
@@ -155,14 +155,23 @@ class Queue {
     return Status::ok();
   }
 
+  // Reads through a buffer: one recv() takes whatever has arrived, often several PDUs (a C2H data
+  // PDU and its response; at depth 32, many completions), instead of two recv() per PDU.
   Status recv_all(uint8_t* p, size_t n) {
     while (n > 0) {
-      ssize_t r = ::recv(fd_, p, n, 0);
-      if (r < 0 && errno == EINTR) continue;
-      if (r == 0) return io_error("the target closed the connection");
-      if (r < 0) return io_error(std::string("recv: ") + std::strerror(errno));
-      p += r;
-      n -= size_t(r);
+      if (in_begin_ == in_end_) {
+        in_begin_ = in_end_ = 0;
+        ssize_t r = ::recv(fd_, inbuf_.data(), inbuf_.size(), 0);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return io_error("the target closed the connection");
+        if (r < 0) return io_error(std::string("recv: ") + std::strerror(errno));
+        in_end_ = size_t(r);
+      }
+      size_t take = std::min(n, in_end_ - in_begin_);
+      std::memcpy(p, inbuf_.data() + in_begin_, take);
+      in_begin_ += take;
+      p += take;
+      n -= take;
     }
     return Status::ok();
   }
@@ -288,6 +297,8 @@ class Queue {
   }
 
   int fd_ = -1;
+  std::vector<uint8_t> inbuf_;
+  size_t in_begin_ = 0, in_end_ = 0;
   bool hdgst_ = false, ddgst_ = false;
   uint32_t cpda_align_ = 4;
   uint32_t max_h2c_bytes_ = 0;
