@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -197,6 +198,7 @@ Result<std::unique_ptr<FuseDisk>> FuseDisk::start(std::shared_ptr<proto::BlockEx
     fuse_loop_cfg_set_idle_threads(cfg, unsigned(threads));
     fuse_session_loop_mt(raw->session_, cfg);
     fuse_loop_cfg_destroy(cfg);
+    raw->loop_ended_ = true;
   });
   return d;
 }
@@ -205,10 +207,19 @@ void FuseDisk::stop() {
   if (stopped_ || session_ == nullptr) return;
   stopped_ = true;
   fuse_session_exit(session_);
-  fuse_session_unmount(session_);  // wakes the workers: /dev/fuse reads fail once unmounted
+  // Unmounting wakes the workers (/dev/fuse reads fail once unmounted); libfuse's own unmount
+  // after the loop ended on an outside unmount is harmless.
+  fuse_session_unmount(session_);
   if (loop_.joinable()) loop_.join();
   fuse_session_destroy(session_);
   session_ = nullptr;
+}
+
+void FuseDisk::wait_unmounted() {
+  while (!loop_ended_ && !stopped_) {
+    // The loop thread is joined by stop(); polling keeps this safe to call alongside it.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 FuseDisk::~FuseDisk() { stop(); }

@@ -12,6 +12,7 @@
 // is thread-safe. stop() (or the destructor) unmounts and joins; the loop device must be gone.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,6 +34,8 @@ class FuseDisk {
   FuseDisk& operator=(const FuseDisk&) = delete;
 
   void stop();
+  // Blocks until the FUSE loop ends: stop(), or the mount was unmounted from outside.
+  void wait_unmounted();
   const std::string& file() const { return file_; }
   proto::BlockExport& exported() { return *export_; }
 
@@ -43,6 +46,7 @@ class FuseDisk {
   fuse_session* session_ = nullptr;
   std::thread loop_;
   bool stopped_ = false;
+  std::atomic<bool> loop_ended_{false};  // the mount is gone: stop() must not unmount again
 };
 
 }  // namespace arbor::attach
