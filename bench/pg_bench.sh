@@ -72,9 +72,9 @@ fi
 
 if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
   echo
-  echo "### arbor pg branch under pgbench (4 clients), wall time of the command incl. the branch server's recovery"
-  echo "| scale | data | branch 1 | branch 2 | branch 3 | volume branch (engine) | recovery+start |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "### arbor pg branch, wall time of the command incl. the branch server's recovery: parent idle, then under pgbench (4 clients)"
+  echo "| scale | data | parent idle | under load: branch 1 | branch 2 | branch 3 | volume branch (engine) | recovery+start |"
+  echo "|---|---|---|---|---|---|---|---|"
   for s in $SCALES; do
     log "(b) scale $s: create, load"
     "$ARBOR" pg create "s$s" --size $(( s / 10 + 8 ))G >/dev/null
@@ -82,6 +82,11 @@ if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
     pgb "$P" -i -s "$s" -q >/dev/null 2>&1
     "$PGBIN/psql" -h 127.0.0.1 -p "$P" -U postgres -qAtc CHECKPOINT postgres >/dev/null
     size=$("$PGBIN/psql" -h 127.0.0.1 -p "$P" -U postgres -qAtc "select pg_size_pretty(pg_database_size('postgres'))" postgres)
+    # Parent idle (loaded and checkpointed): "a copy of this database".
+    t0=$(ms_now)
+    "$ARBOR" --json pg branch "s$s-idle" --from "s$s" >/dev/null
+    idle="$(( $(ms_now) - t0 )) ms"
+    "$ARBOR" pg delete "s$s-idle" >/dev/null
     pgb "$P" -c 4 -j 2 -T 600 >/dev/null 2>&1 &
     BP=$!
     sleep 3  # let pgbench get going (load, not synchronization)
@@ -95,7 +100,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
       "$ARBOR" pg delete "s$s-b$i" >/dev/null
     done
     kill $BP 2>/dev/null; wait $BP 2>/dev/null || true
-    echo "| $s | $size | ${walls[0]} | ${walls[1]} | ${walls[2]} | $eng | $rec |"
+    echo "| $s | $size | $idle | ${walls[0]} | ${walls[1]} | ${walls[2]} | $eng | $rec |"
     "$ARBOR" pg delete "s$s" >/dev/null
   done
 fi
