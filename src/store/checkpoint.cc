@@ -79,7 +79,11 @@ Status Store::Impl::checkpoint_locked() {
     for (auto& [id, seg] : log.segments()) {
       if (std::find(dead.begin(), dead.end(), id) != dead.end()) continue;
       auto r = refs_at.find(id);
-      CheckpointSegment cs{id, seg.written_blocks, seg.first_sequence, seg.last_sequence};
+      CheckpointSegment cs;
+      cs.id = id;
+      cs.written_blocks = seg.written_blocks;
+      cs.first_sequence = seg.first_sequence;
+      cs.last_sequence = seg.last_sequence;
       if (r != refs_at.end()) {
         cs.refs_at = r->second.record;
         cs.refs_entry = r->second.entry;

@@ -46,7 +46,9 @@ TEST(HumanSize, RefusesBadInput) {
   for (const char* bad : {"", "G", "-1G", "10X", "1.0001K", "99999999999999999999", "16777216T"}) {
     auto r = parse_size_bytes(bad);
     EXPECT_FALSE(r.is_ok()) << bad;
-    if (!r.is_ok()) EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    if (!r.is_ok()) {
+      EXPECT_EQ(r.status().code(), Code::kInvalidArgument) << bad;
+    }
   }
 }
 
