@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
+#include <chrono>
 #include <sstream>
 
 #include "attach/process.h"
@@ -257,16 +259,70 @@ Status remove_stale_pid(const Paths& p) {
   return Status::ok();
 }
 
+namespace {
+
+enum class ServerState { kStarting, kStandby, kReady, kGone, kInProduction };
+
+// pg_control's DBState (offset 16, after the system identifier and two version words) is
+// DB_IN_PRODUCTION (6) once recovery has ended: what `pg_ctl promote -w` waits for. The status
+// line of postmaster.pid says "ready" already while a hot standby takes read-only connections.
+bool in_production(const Paths& p) {
+  std::ifstream f(p.data_dir + "/global/pg_control", std::ios::binary);
+  uint8_t b[20] = {};
+  if (!f.read(reinterpret_cast<char*>(b), sizeof b)) return false;
+  int32_t state = int32_t(uint32_t(b[16]) | uint32_t(b[17]) << 8 | uint32_t(b[18]) << 16 | uint32_t(b[19]) << 24);
+  return state == 6;
+}
+
+// The postmaster's own word, from line 8 of postmaster.pid ("ready", "standby", "starting").
+ServerState server_state(const Paths& p) {
+  std::ifstream f(p.data_dir + "/postmaster.pid");
+  std::string line, status;
+  long pid = 0;
+  for (int n = 1; std::getline(f, line); ++n) {
+    if (n == 1) pid = std::atol(line.c_str());
+    if (n == 8) status = line;
+  }
+  if (pid <= 0 || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) return ServerState::kGone;
+  if (status.rfind("ready", 0) == 0) return ServerState::kReady;
+  if (status.rfind("standby", 0) == 0) return ServerState::kStandby;
+  return ServerState::kStarting;
+}
+
+// Polls every 5 ms for one of `wanted`, where pg_ctl -w polls every 100 ms: a branch's start waits
+// twice (start, promote), so that was 100 ms of a sub-second command on average. Gives up when the
+// postmaster is gone (after it was seen, or after 30 s without it) or after `timeout`.
+Status wait_for_state(const Paths& p, std::initializer_list<ServerState> wanted, std::chrono::seconds timeout) {
+  auto start = std::chrono::steady_clock::now();
+  bool seen = false;
+  while (true) {
+    ServerState s = server_state(p);
+    for (ServerState w : wanted) {
+      if (s == w) return Status::ok();
+      if (w == ServerState::kInProduction && s == ServerState::kReady && in_production(p)) return Status::ok();
+    }
+    auto waited = std::chrono::steady_clock::now() - start;
+    if (s != ServerState::kGone) seen = true;
+    if (s == ServerState::kGone && (seen || waited > std::chrono::seconds(30))) return io_error("the server exited");
+    if (waited > timeout) return io_error("the server was not up within " + std::to_string(timeout.count()) + " s");
+    usleep(5 * 1000);
+  }
+}
+
+}  // namespace
+
 Status start_server(const std::string& bindir, const Paths& p, int port) {
   RETURN_IF_ERROR(make_dir(p.socket_dir, 0755));
   RETURN_IF_ERROR(chown_postgres(p.socket_dir));
   std::string opts = "-p " + std::to_string(port) + " -k " + p.socket_dir;
-  auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-l", p.log_file, "-w",
-                                    "-t", "300", "-s", "-o", opts, "start"}));
+  auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-l", p.log_file, "-W", "-s",
+                                    "-o", opts, "start"}));
   if (!r) return r.status();
-  if (r->exit_code == 0) return Status::ok();
+  Status up = r->exit_code == 0 ? wait_for_state(p, {ServerState::kReady, ServerState::kStandby}, std::chrono::seconds(300))
+                                : io_error(last_line(r->err));
+  if (up.is_ok()) return up;
   std::string why = last_log_error(p.log_file);
-  if (why.empty()) why = last_line(r->err);
+  if (why.empty()) why = up.message();
   if (why.find("No space left") != std::string::npos) return no_space("Postgres did not start: " + why);
   if (why.find("Address already in use") != std::string::npos) {
     return busy("Postgres did not start: port " + std::to_string(port) + " is in use");
@@ -287,11 +343,13 @@ Status start_branch_server(const std::string& bindir, const Paths& p, int port) 
   }
   RETURN_IF_ERROR(chown_postgres(signal));
   RETURN_IF_ERROR(start_server(bindir, p, port));
-  auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-w", "-t", "300", "-s", "promote"}));
+  auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-W", "-s", "promote"}));
   if (!r) return r.status();
-  if (r->exit_code == 0) return Status::ok();
+  Status up = r->exit_code == 0 ? wait_for_state(p, {ServerState::kInProduction}, std::chrono::seconds(300))
+                                : io_error(last_line(r->err));
+  if (up.is_ok()) return up;
   std::string why = last_log_error(p.log_file);
-  if (why.empty()) why = last_line(r->err);
+  if (why.empty()) why = up.message();
   return io_error("Postgres did not leave recovery: " + why + " (log: " + p.log_file + ")");
 }
 
