@@ -1,5 +1,6 @@
 // The embedded default backend: one file per segment in `dir/segments/`, named by the segment id
-// in hex, and `dir/superblock` holding the two superblock slots. All I/O goes through io_uring.
+// in hex, and `dir/superblock` holding the two superblock slots. Reads go through io_uring;
+// writes and fdatasync are plain syscalls (uring_io.h says why).
 // New segments come from a pool of spare, fully written files (segment_file_pool.h says why), and
 // removed segments go back to it.
 //

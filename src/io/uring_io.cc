@@ -70,20 +70,18 @@ Status pread_full(int fd, uint64_t offset, std::span<uint8_t> out) {
   return Status::ok();
 }
 
+// A plain syscall too: io_uring punts a buffered ext4 write to an io-wq worker (it cannot do it
+// without blocking), two context switches per record on the flush path; on this VM 40% of the
+// daemon's CPU samples under pgbench were in finish_task_switch. fio write+fdatasync through an
+// attached volume, same run: flush 266 -> 245 us mean, 2900 -> 3120 IOPS.
 Status pwrite_full(int fd, uint64_t offset, std::span<const uint8_t> data) {
   size_t done = 0;
   while (done < data.size()) {
-    int res = run_one([&](io_uring_sqe* sqe) {
-      io_uring_prep_write(sqe, fd, data.data() + done, unsigned(data.size() - done), offset + done);
-    });
-    if (res == -ENOSYS) {
-      ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, off_t(offset + done));
-      res = n < 0 ? -errno : int(n);
-    }
-    if (res == -EINTR || res == -EAGAIN) continue;
-    if (res < 0) return errno_status(-res, "write");
-    if (res == 0) return io_error("write: device accepted no bytes");
-    done += size_t(res);
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, off_t(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_status(errno, "write");
+    if (n == 0) return io_error("write: device accepted no bytes");
+    done += size_t(n);
   }
   return Status::ok();
 }
