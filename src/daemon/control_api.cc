@@ -14,6 +14,7 @@
 #include "daemon/export_routes.h"
 #include "util/human_size.h"
 #include "util/units.h"
+#include "util/zero.h"
 
 namespace arbor::daemon {
 namespace {
@@ -83,19 +84,6 @@ Result<uint64_t> query_u64(const httplib::Request& req, const char* key, uint64_
   return std::stoull(v);
 }
 
-bool all_zero(const uint8_t* p, size_t n) {
-  // Compare word-wise: the buffer is block-aligned and n is a multiple of 8 for full blocks.
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w != 0) return false;
-  }
-  for (; i < n; i++)
-    if (p[i] != 0) return false;
-  return true;
-}
-
 // Writes an import body into a volume: full 4 KiB blocks of zeros become write_zeroes (holes), the
 // rest plain writes, coalesced into runs.
 class ImportWriter {
@@ -133,11 +121,11 @@ class ImportWriter {
     size_t pos = 0;
     while (pos < n && status_.is_ok()) {
       size_t blk = std::min<size_t>(kBlockSizeBytes, n - pos);
-      bool zero = blk == kBlockSizeBytes && all_zero(p + pos, blk);
+      bool zero = blk == kBlockSizeBytes && is_all_zero(p + pos, blk);
       size_t run = blk;
       while (pos + run < n) {
         size_t next = std::min<size_t>(kBlockSizeBytes, n - pos - run);
-        bool next_zero = next == kBlockSizeBytes && all_zero(p + pos + run, next);
+        bool next_zero = next == kBlockSizeBytes && is_all_zero(p + pos + run, next);
         if (next_zero != zero) break;
         run += next;
       }
