@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "cli/api_client.h"
 #include "cli/commands.h"
@@ -72,6 +73,30 @@ Status finish_export(const Context& ctx, const std::string& name, const std::str
   return Status::ok();
 }
 
+// The volume an import writes into: NAME as it is, or, when missing, created with the size
+// `size_if_new` gives (which may refuse). Snapshots are refused: they are read-only.
+struct ImportTarget {
+  Json volume;
+  bool created = false;
+};
+Result<ImportTarget> open_import_target(ApiClient& api, const std::string& name,
+                                        const std::function<Result<uint64_t>()>& size_if_new) {
+  ImportTarget t;
+  auto existing = api.get("/v1/volumes/" + path_escape(name));
+  if (existing) {
+    t.volume = std::move(existing).value();
+  } else {
+    if (existing.status().code() != Code::kNotFound || name.find('@') != std::string::npos) {
+      return existing.status();
+    }
+    ASSIGN_OR_RETURN(uint64_t bytes, size_if_new());
+    ASSIGN_OR_RETURN(t.volume, api.post("/v1/volumes", Json{{"name", name}, {"size_bytes", bytes}}));
+    t.created = true;
+  }
+  if (t.volume.value("read_only", false)) return read_only("'" + name + "' is a snapshot; snapshots are read-only");
+  return t;
+}
+
 // `arbor import NAME -`: a stream of unknown length from stdin, sent chunked over HTTP.
 Status import_stdin(const Context& ctx, const std::string& name, const std::string& size,
                     uint64_t offset) {
@@ -79,21 +104,13 @@ Status import_stdin(const Context& ctx, const std::string& name, const std::stri
   if (isatty(STDIN_FILENO)) return invalid_argument("stdin is a terminal; pipe the data in");
   ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
   std::string path = "/v1/volumes/" + path_escape(name);
-  auto existing = api.get(path);
-  bool created = false;
-  if (!existing) {
-    if (existing.status().code() != Code::kNotFound || name.find('@') != std::string::npos) {
-      return existing.status();
-    }
+  ASSIGN_OR_RETURN(ImportTarget target, open_import_target(api, name, [&]() -> Result<uint64_t> {
     if (size.empty()) return invalid_argument("'" + name + "' does not exist; give --size to create it from stdin");
     auto parsed = parse_size_bytes(size);
     if (!parsed) return invalid_argument("--size " + size + ": " + parsed.status().message());
-    ASSIGN_OR_RETURN(existing, api.post("/v1/volumes", Json{{"name", name}, {"size_bytes", *parsed}}));
-    created = true;
-  }
-  if (existing.value().value("read_only", false)) {
-    return read_only("'" + name + "' is a snapshot; snapshots are read-only");
-  }
+    return *parsed;
+  }));
+  const bool created = target.created;
   Progress progress("importing " + name, 0);
   auto r = api.upload_stream(
       path + "/data?offset=" + std::to_string(offset),
@@ -154,12 +171,7 @@ Status import_file(const Context& ctx, const std::string& name, const std::strin
 
   ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
   std::string path = "/v1/volumes/" + path_escape(name);
-  auto existing = api.get(path);
-  bool created = false;
-  if (!existing) {
-    if (existing.status().code() != Code::kNotFound || name.find('@') != std::string::npos) {
-      return existing.status();
-    }
+  ASSIGN_OR_RETURN(ImportTarget target, open_import_target(api, name, [&]() -> Result<uint64_t> {
     // A new volume sized for the file (or --size), rounded up to whole blocks.
     uint64_t bytes = (offset + length + kBlockSizeBytes - 1) / kBlockSizeBytes * kBlockSizeBytes;
     if (!size.empty()) {
@@ -168,13 +180,10 @@ Status import_file(const Context& ctx, const std::string& name, const std::strin
       bytes = *parsed;
     }
     if (bytes == 0) return invalid_argument(file + " is empty; give --size to create an empty volume");
-    ASSIGN_OR_RETURN(existing, api.post("/v1/volumes", Json{{"name", name}, {"size_bytes", bytes}}));
-    created = true;
-  }
-  const Json& v = existing.value();
-  if (v.value("read_only", false)) {
-    return read_only("'" + name + "' is a snapshot; snapshots are read-only");
-  }
+    return bytes;
+  }));
+  const bool created = target.created;
+  const Json& v = target.volume;
   uint64_t volume_size = v.value("size_bytes", uint64_t(0));
   if (offset + length > volume_size) {
     return out_of_range(file + " (" + format_size_bytes(length) + ") does not fit in '" + name +
