@@ -12,14 +12,7 @@ S=$(mktemp -d /tmp/arbor-nvfuse.XXXXXX)
 export ARBORD_OPTS="--nbd-listen unix://$S/nbd.sock --nvme-listen 127.0.0.1:0 --nvme-discovery-listen none"
 A() { "$ARBOR" --store "$S" "$@"; }
 trap 'umount "$S/m" 2>/dev/null; A detach v --transport nvme-tcp > /dev/null 2>&1; A detach v@s --transport nvme-tcp > /dev/null 2>&1; A daemon stop --force > /dev/null 2>&1; rm -rf "$S"' EXIT
-fail=0
-check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
-expect_error() {
-  local name=$1 pat=$2; shift 2
-  local err; err=$("$@" 2>&1 >/dev/null); local rc=$?
-  if [ $rc -ne 0 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -qE "$pat"; then echo "PASS $name"
-  else echo "FAIL $name (rc=$rc: $err)"; fail=1; fi
-}
+source "$(dirname "$0")/checks.sh"
 A volume create v --size 64M > /dev/null || exit 1
 D=$(A attach v --transport nvme-tcp)
 check attach '[ -b "$D" ]'

@@ -8,15 +8,7 @@ S=$(mktemp -d /tmp/arbor-allow.XXXXXX)
 export ARBORD_OPTS="--nbd-listen unix://$S/nbd.sock --nvme-listen 127.0.0.1:0 --nvme-discovery-listen 127.0.0.1:0"
 A() { "$ARBOR" --store "$S" "$@"; }
 trap 'A daemon stop --force > /dev/null 2>&1; rm -rf "$S"' EXIT
-fail=0
-check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
-# expect_error NAME PATTERN CMD...: fails with exactly one line on stderr matching PATTERN.
-expect_error() {
-  local name=$1 pat=$2; shift 2
-  local err; err=$("$@" 2>&1 >/dev/null); local rc=$?
-  if [ $rc -ne 0 ] && [ "$(echo "$err" | wc -l)" = 1 ] && echo "$err" | grep -qE "$pat"; then echo "PASS $name"
-  else echo "FAIL $name (rc=$rc: $err)"; fail=1; fi
-}
+source "$(dirname "$0")/checks.sh"
 H1=nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000000001
 H2=nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-000000000002
 A volume create v --size 16M > /dev/null || { echo "FAIL volume create"; exit 1; }

@@ -18,8 +18,7 @@ H2=nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000a2
 A volume create v --size 64M > /dev/null && A volume create locked --size 16M > /dev/null || exit 1
 A export allow locked $H2 > /dev/null || exit 1
 I() { "$INI" "$1" --port "$PORT" "${@:2}"; }
-fail=0
-check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
+source "$(dirname "$0")/checks.sh"
 check info 'I info --nqn ${PFX}v | grep -q "size_bytes=67108864 lba_bytes=4096 read_only=0"'
 check verify 'I verify --nqn ${PFX}v --seed 1 | grep -q "^VERIFY-OK"'
 check verify-digests 'I verify --nqn ${PFX}v --seed 2 --offset-mib 8 --hdgst --ddgst | grep -q "^VERIFY-OK"'
