@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -198,7 +197,11 @@ Result<std::unique_ptr<FuseDisk>> FuseDisk::start(std::shared_ptr<proto::BlockEx
     fuse_loop_cfg_set_idle_threads(cfg, unsigned(threads));
     fuse_session_loop_mt(raw->session_, cfg);
     fuse_loop_cfg_destroy(cfg);
-    raw->loop_ended_ = true;
+    {
+      std::lock_guard lock(raw->ended_mu_);
+      raw->loop_ended_ = true;
+    }
+    raw->ended_cv_.notify_all();
   });
   return d;
 }
@@ -216,10 +219,8 @@ void FuseDisk::stop() {
 }
 
 void FuseDisk::wait_unmounted() {
-  while (!loop_ended_ && !stopped_) {
-    // The loop thread is joined by stop(); polling keeps this safe to call alongside it.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  std::unique_lock lock(ended_mu_);
+  ended_cv_.wait(lock, [this] { return loop_ended_; });
 }
 
 FuseDisk::~FuseDisk() { stop(); }

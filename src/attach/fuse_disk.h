@@ -12,8 +12,9 @@
 // is thread-safe. stop() (or the destructor) unmounts and joins; the loop device must be gone.
 #pragma once
 
-#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -46,7 +47,9 @@ class FuseDisk {
   fuse_session* session_ = nullptr;
   std::thread loop_;
   bool stopped_ = false;
-  std::atomic<bool> loop_ended_{false};  // the mount is gone: stop() must not unmount again
+  std::mutex ended_mu_;
+  std::condition_variable ended_cv_;
+  bool loop_ended_ = false;  // under ended_mu_: the FUSE loop returned (stop(), or an outside unmount)
 };
 
 }  // namespace arbor::attach
