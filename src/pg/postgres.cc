@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <initializer_list>
+#include <functional>
 #include <chrono>
 #include <sstream>
 
@@ -261,7 +261,7 @@ Status remove_stale_pid(const Paths& p) {
 
 namespace {
 
-enum class ServerState { kStarting, kStandby, kReady, kGone, kInProduction };
+enum class ServerState { kStarting, kStandby, kReady, kGone };
 
 // pg_control's DBState (offset 16, after the system identifier and two version words) is
 // DB_IN_PRODUCTION (6) once recovery has ended: what `pg_ctl promote -w` waits for. The status
@@ -276,35 +276,34 @@ bool in_production(const Paths& p) {
 
 // The postmaster's own word, from line 8 of postmaster.pid ("ready", "standby", "starting").
 ServerState server_state(const Paths& p) {
+  if (running_pid(p) == 0) return ServerState::kGone;
   std::ifstream f(p.data_dir + "/postmaster.pid");
   std::string line, status;
-  long pid = 0;
   for (int n = 1; std::getline(f, line); ++n) {
-    if (n == 1) pid = std::atol(line.c_str());
-    if (n == 8) status = line;
+    if (n == 8) {
+      status = line;
+      break;
+    }
   }
-  if (pid <= 0 || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) return ServerState::kGone;
   if (status.rfind("ready", 0) == 0) return ServerState::kReady;
   if (status.rfind("standby", 0) == 0) return ServerState::kStandby;
   return ServerState::kStarting;
 }
 
-// Polls every 5 ms for one of `wanted`, where pg_ctl -w polls every 100 ms: a branch's start waits
-// twice (start, promote), so that was 100 ms of a sub-second command on average. Gives up when the
-// postmaster is gone (after it was seen, or after 30 s without it) or after `timeout`.
-Status wait_for_state(const Paths& p, std::initializer_list<ServerState> wanted, std::chrono::seconds timeout) {
+// Polls every 5 ms until `done`, where pg_ctl -w polls every 100 ms: a branch's start waits twice
+// (start, promote), so that was 100 ms of a sub-second command on average. Gives up when the
+// postmaster is gone (after it was seen, or after 30 s without it) or after 300 s.
+Status wait_until(const Paths& p, const std::function<bool(ServerState)>& done) {
+  constexpr auto kTimeout = std::chrono::seconds(300);
   auto start = std::chrono::steady_clock::now();
   bool seen = false;
   while (true) {
     ServerState s = server_state(p);
-    for (ServerState w : wanted) {
-      if (s == w) return Status::ok();
-      if (w == ServerState::kInProduction && s == ServerState::kReady && in_production(p)) return Status::ok();
-    }
+    if (done(s)) return Status::ok();
     auto waited = std::chrono::steady_clock::now() - start;
     if (s != ServerState::kGone) seen = true;
     if (s == ServerState::kGone && (seen || waited > std::chrono::seconds(30))) return io_error("the server exited");
-    if (waited > timeout) return io_error("the server was not up within " + std::to_string(timeout.count()) + " s");
+    if (waited > kTimeout) return io_error("the server was not up within " + std::to_string(kTimeout.count()) + " s");
     usleep(5 * 1000);
   }
 }
@@ -318,8 +317,9 @@ Status start_server(const std::string& bindir, const Paths& p, int port) {
   auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-l", p.log_file, "-W", "-s",
                                     "-o", opts, "start"}));
   if (!r) return r.status();
-  Status up = r->exit_code == 0 ? wait_for_state(p, {ServerState::kReady, ServerState::kStandby}, std::chrono::seconds(300))
-                                : io_error(last_line(r->err));
+  Status up = r->exit_code == 0
+                  ? wait_until(p, [](ServerState s) { return s == ServerState::kReady || s == ServerState::kStandby; })
+                  : io_error(last_line(r->err));
   if (up.is_ok()) return up;
   std::string why = last_log_error(p.log_file);
   if (why.empty()) why = up.message();
@@ -345,8 +345,9 @@ Status start_branch_server(const std::string& bindir, const Paths& p, int port) 
   RETURN_IF_ERROR(start_server(bindir, p, port));
   auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-W", "-s", "promote"}));
   if (!r) return r.status();
-  Status up = r->exit_code == 0 ? wait_for_state(p, {ServerState::kInProduction}, std::chrono::seconds(300))
-                                : io_error(last_line(r->err));
+  Status up = r->exit_code == 0
+                  ? wait_until(p, [&p](ServerState s) { return s == ServerState::kReady && in_production(p); })
+                  : io_error(last_line(r->err));
   if (up.is_ok()) return up;
   std::string why = last_log_error(p.log_file);
   if (why.empty()) why = up.message();
