@@ -74,20 +74,12 @@ Status FileSegmentBackend::create(SegmentId id, uint64_t size_bytes) {
   struct stat st{};
   if (::stat(path.c_str(), &st) == 0) return already_exists("segment file " + path + " exists");
   ASSIGN_OR_RETURN(bool recycled, pool_->take(path, size_bytes));
-  if (recycled) {
-    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) return errno_status(errno, "open " + path);
-    {
-      std::lock_guard lock(mu_);
-      fds_[id] = fd;
-    }
-    return sync_directory(dir_ + "/segments");
-  }
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return errno_status(errno, "create " + path);
+  int fd = recycled ? ::open(path.c_str(), O_RDWR | O_CLOEXEC)
+                    : ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return errno_status(errno, (recycled ? "open " : "create ") + path);
   // No spare ready: reserve the space now so that ENOSPC shows up when a segment opens, not in the
   // middle of a record; fall back silently where the file system cannot preallocate.
-  if (::posix_fallocate(fd, 0, off_t(size_bytes)) == ENOSPC) {
+  if (!recycled && ::posix_fallocate(fd, 0, off_t(size_bytes)) == ENOSPC) {
     ::close(fd);
     ::unlink(path.c_str());
     return no_space("no space for a new segment of " + std::to_string(size_bytes) + " bytes");
@@ -127,9 +119,7 @@ Status FileSegmentBackend::remove(SegmentId id) {
     }
   }
   std::string path = segment_path(id);
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return Status::ok();
-  if (pool_->give(path, uint64_t(st.st_size))) return Status::ok();
+  if (pool_->give(path)) return Status::ok();
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_status(errno, "unlink " + path);
   return Status::ok();
 }

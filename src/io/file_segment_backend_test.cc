@@ -67,13 +67,13 @@ TEST_F(SegmentFilePoolTest, RecyclesUpToItsLimitAndDropsOtherSizes) {
   for (int i = 0; i < 3; i++) {
     std::string p = dir_ + "/old" + std::to_string(i) + ".seg";
     make_file(p, mib(1));
-    bool adopted = pool->give(p, mib(1));
+    bool adopted = pool->give(p);
     EXPECT_EQ(adopted, i < 2) << i;
     EXPECT_EQ(std::filesystem::exists(p), !adopted);
   }
   std::string small = dir_ + "/small.seg";
   std::ofstream(small).put('x');
-  EXPECT_FALSE(pool->give(small, mib(1)));  // not whole: its size is not the segment size
+  EXPECT_FALSE(pool->give(small));  // not whole: its size is not the segment size
   EXPECT_EQ(pool->spare_count(), 2u);
   // The store reopened with another segment size: the old spares are of no use.
   auto r = pool->take(dir_ + "/y.seg", mib(2));

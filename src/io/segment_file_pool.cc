@@ -90,14 +90,14 @@ Result<bool> SegmentFilePool::take(const std::string& dest, uint64_t size_bytes)
   return taken;
 }
 
-bool SegmentFilePool::give(const std::string& path, uint64_t size_bytes) {
+bool SegmentFilePool::give(const std::string& path) {
   std::lock_guard lock(mu_);
-  if (stopping_ || spares_.size() >= options_.max_spares || size_bytes != wanted_size_) return false;
+  if (stopping_ || spares_.size() >= options_.max_spares || wanted_size_ == 0) return false;
   struct stat st{};
-  if (::stat(path.c_str(), &st) != 0 || uint64_t(st.st_size) != size_bytes) return false;
+  if (::stat(path.c_str(), &st) != 0 || uint64_t(st.st_size) != wanted_size_) return false;
   std::string spare = next_name("");
   if (::rename(path.c_str(), spare.c_str()) != 0) return false;
-  spares_.push_back(Spare{spare, size_bytes});
+  spares_.push_back(Spare{spare, wanted_size_});
   return true;
 }
 

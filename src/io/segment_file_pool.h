@@ -51,7 +51,7 @@ class SegmentFilePool {
   Result<bool> take(const std::string& dest, uint64_t size_bytes);
   // Adopts the segment file at `path` as a spare if the pool has room and it is whole; returns
   // false (the caller unlinks it) otherwise.
-  bool give(const std::string& path, uint64_t size_bytes);
+  bool give(const std::string& path);
 
   size_t spare_count();
   uint64_t spare_bytes();
