@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -182,6 +183,21 @@ Status mount_device(const std::string& device, const std::string& mount_dir) {
                               "mount " + device + " on " + mount_dir));
   // The filesystem's root must stay traversable by postgres (mkfs makes it root 0755 already).
   if (chmod(mount_dir.c_str(), 0755) != 0) return errno_status(errno, "chmod " + mount_dir);
+  return Status::ok();
+}
+
+Status checkpoint_journal(const std::string& mount_dir) {
+  // From linux/ext4.h, which Debian 12's headers predate.
+  constexpr unsigned long kExt4IocCheckpoint = _IOW('f', 43, uint32_t);
+  int fd = open(mount_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_status(errno, "open " + mount_dir);
+  uint32_t flags = 0;
+  int rc = ioctl(fd, kExt4IocCheckpoint, &flags);
+  int err = errno;
+  close(fd);
+  if (rc != 0 && err != ENOTTY && err != ENODEV) {  // old kernel; no journal
+    return errno_status(err, "checkpoint the ext4 journal of " + mount_dir);
+  }
   return Status::ok();
 }
 
@@ -383,6 +399,18 @@ Result<std::string> run_sql(const std::string& bindir, int port, const std::stri
   if (!r) return r.status();
   if (r->exit_code != 0) return io_error("psql: " + last_line(r->err));
   return r->out;
+}
+
+Result<uint64_t> redo_distance(const std::string& bindir, int port) {
+  ASSIGN_OR_RETURN(std::string out,
+                   run_sql(bindir, port,
+                           "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), redo_lsn)::bigint "
+                           "FROM pg_control_checkpoint()"));
+  char* end = nullptr;
+  errno = 0;
+  long long n = std::strtoll(out.c_str(), &end, 10);
+  if (errno != 0 || end == out.c_str() || n < 0) return io_error("unexpected redo distance '" + last_line(out) + "'");
+  return uint64_t(n);
 }
 
 }  // namespace arbor::pg

@@ -56,6 +56,11 @@ Status mount_device(const std::string& device, const std::string& mount_dir);
 // Unmounts `mount_dir` when mounted there.
 Status unmount(const std::string& mount_dir);
 bool is_mounted(const std::string& mount_dir);
+// Writes every committed ext4 journal transaction of the file system mounted at `mount_dir` to its
+// home location and marks the journal empty (EXT4_IOC_CHECKPOINT). A crash-consistent copy taken
+// right after then mounts without replaying the journal. A no-op before Linux 5.13 and without a
+// journal.
+Status checkpoint_journal(const std::string& mount_dir);
 
 // Creates the socket directory and, on a fresh filesystem, the data directory and log file
 // owned by postgres; then initdb (trust auth, UTF8) and our settings (listen on 127.0.0.1).
@@ -82,5 +87,9 @@ Status stop_server(const std::string& bindir, const Paths& p);
 
 // Runs SQL through psql as postgres on `port`; returns its stdout (tuples only, unaligned).
 Result<std::string> run_sql(const std::string& bindir, int port, const std::string& sql);
+
+// Bytes of WAL that a crash-consistent copy of the server taken now would replay: from the redo
+// point of its last completed checkpoint to its current insert position.
+Result<uint64_t> redo_distance(const std::string& bindir, int port);
 
 }  // namespace arbor::pg
