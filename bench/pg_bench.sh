@@ -2,7 +2,7 @@
 # Postgres and NBD benchmarks for Arbor, each against a baseline measured in the same run. Prints
 # markdown tables. Needs root, postgresql-15, fio (nbd engine), nbdkit. Runs on a private store.
 #   bench/pg_bench.sh [--arbor build/src/cli/arbor] [--scales "10 100 500"] [--tps-seconds 30]
-#                     [--fio-seconds 15] [--only tps|branch|fio]
+#                     [--fio-seconds 15] [--warmup-seconds 20] [--only tps|branch|fio]
 # (a) pgbench TPS: data directory on an attached volume vs on the local filesystem (goal >= 80%)
 # (b) `arbor pg branch` wall time under pgbench at each scale (goal: flat, < 1 s incl. recovery)
 # (c) fio 4 KiB random read/write IOPS, qd 1 and 32: arbord NBD vs nbdkit file plugin (goal 1.5x at 32)
@@ -12,6 +12,7 @@ ARBOR=$ROOT/build/src/cli/arbor
 SCALES="10 100 500"
 TPS_S=30
 FIO_S=15
+WARMUP_S=20
 ONLY=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -19,6 +20,7 @@ while [ $# -gt 0 ]; do
     --scales) SCALES=$2; shift 2 ;;
     --tps-seconds) TPS_S=$2; shift 2 ;;
     --fio-seconds) FIO_S=$2; shift 2 ;;
+    --warmup-seconds) WARMUP_S=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -72,9 +74,9 @@ fi
 
 if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
   echo
-  echo "### arbor pg branch, wall time of the command incl. the branch server's recovery: parent idle, then under pgbench (4 clients)"
-  echo "| scale | data | parent idle | under load: branch 1 | branch 2 | branch 3 | volume branch (engine) | recovery+start |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "### arbor pg branch, wall time of the command incl. the branch server's recovery: parent idle, then under pgbench (4 clients, branches from ${WARMUP_S} s on)"
+  echo "| scale | data | parent idle | under load: branch 1 | branch 2 | branch 3 | parent's WAL since its checkpoint | CHECKPOINT first (auto: over 64 MiB) | volume branch (engine) | attach+mount | recovery+start |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for s in $SCALES; do
     log "(b) scale $s: create, load"
     "$ARBOR" pg create "s$s" --size $(( s / 10 + 8 ))G >/dev/null
@@ -89,18 +91,19 @@ if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
     "$ARBOR" pg delete "s$s-idle" >/dev/null
     pgb "$P" -c 4 -j 2 -T 600 >/dev/null 2>&1 &
     BP=$!
-    sleep 3  # let pgbench get going (load, not synchronization)
-    walls=(); eng=""; rec=""
+    sleep "$WARMUP_S"  # into the steady state of pgbench's checkpoints (load, not synchronization)
+    walls=(); wal=""; ckpt=""; eng=""; att=""; rec=""
+    ms() { jq -r ".$1/1000000 | floor" "$WORK/br.json"; }
     for i in 1 2 3; do
       t0=$(ms_now)
       "$ARBOR" --json pg branch "s$s-b$i" --from "s$s" >"$WORK/br.json"
       walls+=("$(( $(ms_now) - t0 )) ms")
-      eng+="$(jq -r '.engine_branch_ns/1000000 | floor' "$WORK/br.json") ms "
-      rec+="$(jq -r '.start_ns/1000000 | floor' "$WORK/br.json") ms "
+      wal+="$(jq -r '.redo_distance_bytes/1048576 | floor' "$WORK/br.json") MiB "
+      ckpt+="$(ms checkpoint_ns) ms "; eng+="$(ms engine_branch_ns) ms "; att+="$(ms attach_mount_ns) ms "; rec+="$(ms start_ns) ms "
       "$ARBOR" pg delete "s$s-b$i" >/dev/null
     done
     kill $BP 2>/dev/null; wait $BP 2>/dev/null || true
-    echo "| $s | $size | $idle | ${walls[0]} | ${walls[1]} | ${walls[2]} | $eng | $rec |"
+    echo "| $s | $size | $idle | ${walls[0]} | ${walls[1]} | ${walls[2]} | $wal | $ckpt | $eng | $att | $rec |"
     "$ARBOR" pg delete "s$s" >/dev/null
   done
 fi
