@@ -248,6 +248,10 @@ Result<VolumeInfo> Store::create_volume(std::string_view name, uint64_t size_byt
 
 static Result<VolumeInfo> clone_volume(Store::Impl& s, std::string_view new_name, std::string_view source, bool snapshot) {
   std::lock_guard sync_lock(s.sync_mu);
+  // The branch's own record is made durable under the exclusive lock, which stops every volume's
+  // I/O; under a write load most of that fdatasync would be the writes before it (100 to 160 ms
+  // at pgbench scale 500). Syncing those first, with I/O going on, leaves the locked one short.
+  RETURN_IF_ERROR(s.sync_written());
   std::unique_lock lock(s.mu);
   RETURN_IF_ERROR(s.failed);
   Volume* src = s.find(source);
@@ -451,26 +455,30 @@ Status Store::write_zeroes(VolumeId id, uint64_t offset, uint64_t length, bool m
   return trim(id, offset, length);
 }
 
-Status Store::flush() {
-  std::lock_guard sync_lock(impl_->sync_mu);
+Status Store::Impl::sync_written() {
   std::vector<SegmentId> ids;
   uint64_t through = 0;
   {
-    std::unique_lock lock(impl_->mu);
-    RETURN_IF_ERROR(impl_->failed);
-    RETURN_IF_ERROR(impl_->log.commit_open_record());
-    ids = impl_->log.take_unsynced();
-    through = impl_->log.next_sequence() - 1;
+    std::unique_lock lock(mu);
+    RETURN_IF_ERROR(failed);
+    RETURN_IF_ERROR(log.commit_open_record());
+    ids = log.take_unsynced();
+    through = log.next_sequence() - 1;
   }
-  Status s = impl_->log.sync(ids);
-  if (s.is_ok()) impl_->log.note_synced(through);
+  Status s = log.sync(ids);
+  if (s.is_ok()) log.note_synced(through);
   if (!s.is_ok()) {
     // After a failed fsync the kernel may have dropped the dirty pages and a retry can succeed
     // without them ("fsyncgate"): never report a later flush as durable. Reopen to recover.
-    std::unique_lock lock(impl_->mu);
-    if (impl_->failed.is_ok()) impl_->failed = s;
+    std::unique_lock lock(mu);
+    if (failed.is_ok()) failed = s;
   }
   return s;
+}
+
+Status Store::flush() {
+  std::lock_guard sync_lock(impl_->sync_mu);
+  return impl_->sync_written();
 }
 
 Status Store::checkpoint() {

@@ -78,6 +78,9 @@ struct Store::Impl {
     Volume fields;          // create/branch: name, size, snapshot flag, created, uuid, parent
   };
   Status apply_volume_op(const VolumeOp& op);
+  // Makes every write completed so far durable: the body of Store::flush. Takes mu only briefly,
+  // so reads and writes go on during the fdatasync. REQUIRES: sync_mu held, mu not held.
+  Status sync_written();
   // Journals `op`, applies it and makes the journal durable (one fdatasync): control operations
   // are durable when they return, without a checkpoint. REQUIRES: sync_mu and mu (exclusive).
   Status commit_volume_op(const VolumeOp& op);
