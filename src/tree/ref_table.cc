@@ -19,38 +19,45 @@ uint32_t RefTable::get(PhysicalBlock b) const {
   return it->second[i];
 }
 
+uint32_t& RefTable::count_for_change(PhysicalBlock b) {
+  SegmentId s = segment_of(b);
+  if (s != cached_segment_) {
+    cached_counts_ = &counts_of(s);
+    cached_live_ = &live_[s];
+    dirty_.insert(s);
+    cached_segment_ = s;
+  }
+  uint32_t i = index_of(b);
+  ARBOR_CHECK(i < blocks_per_segment_);
+  return (*cached_counts_)[i];
+}
+
 void RefTable::increment(PhysicalBlock b) {
   ARBOR_CHECK(!b.is_null());
-  SegmentId s = segment_of(b);
-  uint32_t& c = counts_of(s)[index_of(b)];
+  uint32_t& c = count_for_change(b);
   ARBOR_CHECK(c > 0);  // only live blocks gain references; new blocks come in through set_one
   ARBOR_CHECK(c < UINT32_MAX);
   c++;
-  dirty_.insert(s);
 }
 
 uint32_t RefTable::decrement(PhysicalBlock b) {
   ARBOR_CHECK(!b.is_null());
-  SegmentId s = segment_of(b);
-  uint32_t& c = counts_of(s)[index_of(b)];
+  uint32_t& c = count_for_change(b);
   ARBOR_CHECK(c > 0);
   c--;
   if (c == 0) {
-    live_[s]--;
+    (*cached_live_)--;
     live_total_--;
   }
-  dirty_.insert(s);
   return c;
 }
 
 void RefTable::set_one(PhysicalBlock b) {
-  SegmentId s = segment_of(b);
-  uint32_t& c = counts_of(s)[index_of(b)];
+  uint32_t& c = count_for_change(b);
   ARBOR_CHECK(c == 0);
   c = 1;
-  live_[s]++;
+  (*cached_live_)++;
   live_total_++;
-  dirty_.insert(s);
 }
 
 void RefTable::transfer(PhysicalBlock from, PhysicalBlock to) {
@@ -131,6 +138,7 @@ Status RefTable::load_segment(SegmentId s, std::span<const uint8_t> bytes) {
 }
 
 void RefTable::forget_segment(SegmentId s) {
+  if (s == cached_segment_) cached_segment_ = kNoSegment;
   auto it = live_.find(s);
   if (it != live_.end()) {
     live_total_ -= it->second;

@@ -40,7 +40,10 @@ class RefTable {
   uint64_t live_blocks_total() const { return live_total_; }
   // Segments whose counts changed since the last mark_clean(): their REFS must be rewritten.
   const std::set<SegmentId>& dirty_segments() const { return dirty_; }
-  void mark_all_clean() { dirty_.clear(); }
+  void mark_all_clean() {
+    dirty_.clear();
+    cached_segment_ = kNoSegment;
+  }
   void mark_dirty(SegmentId s) { dirty_.insert(s); }
 
   // Serialization of one segment's counts as runs: (varint run length, varint count) pairs that
@@ -52,11 +55,21 @@ class RefTable {
 
  private:
   std::vector<uint32_t>& counts_of(SegmentId s);
+  // The count of `b`, for a change: its segment is marked dirty. Consecutive changes mostly name
+  // one segment (the entries of a leaf being cloned, a run of appends), so the segment's counts,
+  // live total and dirty mark are looked up once per run instead of three map walks per block
+  // (a branch of a volume with 7000 dirty leaves spent 100 ms in those walks).
+  uint32_t& count_for_change(PhysicalBlock b);
+  static constexpr SegmentId kNoSegment = ~SegmentId(0);
   uint32_t blocks_per_segment_;
   std::map<SegmentId, std::vector<uint32_t>> counts_;
   std::map<SegmentId, uint32_t> live_;
   std::set<SegmentId> dirty_;
   uint64_t live_total_ = 0;
+  // std::map entries stay where they are until erased: forget_segment and mark_all_clean reset.
+  SegmentId cached_segment_ = kNoSegment;
+  std::vector<uint32_t>* cached_counts_ = nullptr;
+  uint32_t* cached_live_ = nullptr;
 };
 
 }  // namespace arbor
