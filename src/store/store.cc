@@ -365,6 +365,7 @@ StoreUsage Store::store_usage() {
   u.physical_used_bytes = u.segments_in_use * u.segment_size_bytes;
   u.live_bytes = impl_->refs.live_blocks_total() * kBlockSizeBytes;
   u.free_bytes = impl_->backend->free_bytes();
+  u.dirty_map_nodes = impl_->map.dirty_nodes();
   return u;
 }
 
@@ -512,7 +513,10 @@ Status Store::verify() {
   std::unique_lock lock(impl_->mu);
   std::unordered_map<uint64_t, uint32_t> counts;
   std::unordered_set<uint64_t> visited;
-  for (auto& [id, v] : impl_->volumes) RETURN_IF_ERROR(impl_->map.count_references(v->root, counts, visited));
+  std::unordered_set<const Node*> visited_dirty;
+  for (auto& [id, v] : impl_->volumes) {
+    RETURN_IF_ERROR(impl_->map.count_references(v->root, counts, visited, visited_dirty));
+  }
   uint64_t live = 0;
   for (auto& [block, count] : counts) {
     uint32_t stored = impl_->refs.get(PhysicalBlock{block});

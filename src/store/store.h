@@ -70,6 +70,7 @@ struct StoreUsage {
   uint64_t physical_used_bytes = 0;  // segments in use x segment size
   uint64_t live_bytes = 0;           // blocks referenced by some volume (data + block map)
   uint64_t free_bytes = 0;           // what the backend reports as still available
+  uint64_t dirty_map_nodes = 0;      // block-map nodes changed since the last checkpoint (memory)
 };
 
 struct CleanStats {

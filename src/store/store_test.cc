@@ -124,6 +124,76 @@ TEST_F(StoreTest, BranchIsAConsistentPointAndIsolated) {
   EXPECT_TRUE(store_->verify().is_ok());
 }
 
+TEST_F(StoreTest, BranchSharesUnwrittenMapNodesAndEachSideCopiesWhatItChanges) {
+  // Written since the last checkpoint: the block map's nodes on these paths are dirty (in memory).
+  ASSERT_TRUE(store_->create_volume("p", mib(64)).is_ok());
+  auto base = pattern(mib(4), 3);
+  write("p", 0, base);
+  for (uint64_t i = 0; i < 16; i++) write("p", mib(8) + i * mib(3), pattern(kB, uint8_t(i)));
+  uint64_t dirty = store_->store_usage().dirty_map_nodes;
+  ASSERT_GT(dirty, 16u);
+  // A branch shares them (O(1)), also a branch of the branch.
+  ASSERT_TRUE(store_->branch("c", "p").is_ok());
+  ASSERT_TRUE(store_->branch("gc", "c").is_ok());
+  EXPECT_EQ(store_->store_usage().dirty_map_nodes, dirty);
+  EXPECT_TRUE(store_->verify().is_ok());
+
+  // Writes through each copy the shared nodes on their path and change only that tree.
+  auto pw = pattern(kB * 2, 50), cw = pattern(kB * 2, 60), gw = pattern(kB * 2, 70);
+  write("p", kB * 5, pw);
+  write("c", kB * 5, cw);
+  write("gc", mib(11), gw);
+  EXPECT_GT(store_->store_usage().dirty_map_nodes, dirty);
+  auto slice = [&](uint64_t off, uint64_t len) { return std::vector<uint8_t>(base.begin() + off, base.begin() + off + len); };
+  auto check_all = [&] {
+    EXPECT_EQ(read("c", kB * 5, kB * 2), cw);
+    EXPECT_EQ(read("gc", kB * 5, kB * 2), slice(kB * 5, kB * 2));
+    EXPECT_EQ(read("c", mib(11), kB), pattern(kB, 1));
+    EXPECT_EQ(read("gc", mib(11), kB * 2), gw);
+    EXPECT_EQ(read("gc", mib(8) + 15 * mib(3), kB), pattern(kB, 15));
+  };
+  check_all();
+  EXPECT_EQ(read("p", kB * 5, kB * 2), pw);
+  auto p_at_11 = pattern(kB, 1);
+  p_at_11.resize(kB * 2, 0);  // the block after it was never written
+  EXPECT_EQ(read("p", mib(11), kB * 2), p_at_11);
+  auto uc = store_->usage("c");
+  ASSERT_TRUE(uc.is_ok());
+  EXPECT_EQ(uc->owned_bytes, kB * 2);  // what c wrote; the rest it shares with p or gc
+  EXPECT_TRUE(store_->verify().is_ok());
+
+  // A trim through the branch, the parent deleted, a checkpoint (writes each shared node once).
+  ASSERT_TRUE(store_->trim(id("gc"), mib(1), mib(1)).is_ok());
+  ASSERT_TRUE(store_->remove("p").is_ok());
+  EXPECT_TRUE(store_->verify().is_ok());
+  check_all();
+  EXPECT_EQ(read("gc", mib(1), mib(1)), std::vector<uint8_t>(mib(1), 0));
+  EXPECT_EQ(read("c", mib(1), mib(1)), slice(mib(1), mib(1)));
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  EXPECT_EQ(store_->store_usage().dirty_map_nodes, 0u);
+  EXPECT_TRUE(store_->verify().is_ok());
+  check_all();
+
+  // Journal replay branches the same way: a branch of a dirty tree, flushed, then a crash.
+  write("c", mib(20), pattern(kB * 4, 80));
+  ASSERT_TRUE(store_->branch("c2", "c").is_ok());
+  write("c2", mib(20), pattern(kB, 90));
+  write("c", mib(20) + kB, pattern(kB, 91));
+  ASSERT_TRUE(store_->flush().is_ok());
+  disk_.crash();
+  open();
+  EXPECT_TRUE(store_->verify().is_ok());
+  check_all();
+  auto c_expected = pattern(kB * 4, 80);
+  auto c91 = pattern(kB, 91);
+  std::copy(c91.begin(), c91.end(), c_expected.begin() + kB);
+  EXPECT_EQ(read("c", mib(20), kB * 4), c_expected);
+  auto c2_expected = pattern(kB * 4, 80);
+  auto c90 = pattern(kB, 90);
+  std::copy(c90.begin(), c90.end(), c2_expected.begin());
+  EXPECT_EQ(read("c2", mib(20), kB * 4), c2_expected);
+}
+
 TEST_F(StoreTest, UsageSplitsOwnedAndShared) {
   ASSERT_TRUE(store_->create_volume("p", mib(16)).is_ok());
   write("p", 0, pattern(kB * 10, 5));

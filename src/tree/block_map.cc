@@ -62,25 +62,19 @@ size_t BlockMap::cached_nodes() const {
   return cache_.size();
 }
 
-std::unique_ptr<Node> BlockMap::new_node(uint8_t level, uint64_t first_block) {
-  auto n = std::make_unique<Node>();
+std::shared_ptr<Node> BlockMap::new_node(uint8_t level, uint64_t first_block) {
+  auto n = std::make_shared<Node>();
   n->level = level;
   n->first_block = first_block;
   dirty_nodes_++;
   return n;
 }
 
-void BlockMap::discard_dirty(std::unique_ptr<Node> node) {
-  ARBOR_CHECK(dirty_nodes_ > 0);
-  dirty_nodes_--;
-  node.reset();
-}
-
 // ---- reference accounting ----
 
-Result<std::unique_ptr<Node>> BlockMap::shadow(PhysicalBlock address) {
+Result<std::shared_ptr<Node>> BlockMap::shadow(PhysicalBlock address) {
   ASSIGN_OR_RETURN(std::shared_ptr<const Node> clean, load(address));
-  std::unique_ptr<Node> copy = clean->clone_clean();
+  std::shared_ptr<Node> copy = clean->clone_clean();
   dirty_nodes_++;
   if (refs_.get(address) == 1) {
     // Sole owner: the copy takes over the children's references, the old block is free.
@@ -97,6 +91,34 @@ Result<std::unique_ptr<Node>> BlockMap::shadow(PhysicalBlock address) {
     }
   }
   return copy;
+}
+
+void BlockMap::own(std::shared_ptr<Node>& slot) {
+  // An address means a write-out gave it one (another tree's, a branch sharing it): immutable now.
+  if (slot.use_count() == 1 && slot->address.is_null()) return;
+  const Node& shared = *slot;
+  std::shared_ptr<Node> copy = new_node(shared.level, shared.first_block);
+  if (shared.is_leaf()) {
+    copy->entries = shared.entries;
+    for (const LeafEntry& e : copy->entries)
+      if (!e.block.is_null()) refs_.increment(e.block);
+  } else {
+    copy->children = shared.children;
+    for (PhysicalBlock c : copy->children)
+      if (!c.is_null()) refs_.increment(c);
+    copy->dirty_children = shared.dirty_children;  // shared one level down until written through
+  }
+  slot = std::move(copy);
+}
+
+Status BlockMap::drop_dirty(std::shared_ptr<Node>& slot) {
+  if (slot.use_count() == 1 && slot->address.is_null()) {
+    RETURN_IF_ERROR(release_dirty(*slot));
+    ARBOR_CHECK(dirty_nodes_ > 0);
+    dirty_nodes_--;
+  }
+  slot.reset();
+  return Status::ok();
 }
 
 Status BlockMap::release_node(PhysicalBlock address) {
@@ -127,8 +149,7 @@ Status BlockMap::release_dirty(Node& node) {
   }
   for (uint32_t i = 0; i < kFanout; i++) {
     if (node.dirty_children[i]) {
-      RETURN_IF_ERROR(release_dirty(*node.dirty_children[i]));
-      discard_dirty(std::move(node.dirty_children[i]));
+      RETURN_IF_ERROR(drop_dirty(node.dirty_children[i]));
     } else if (!node.children[i].is_null()) {
       RETURN_IF_ERROR(release_node(node.children[i]));
       node.children[i] = PhysicalBlock{};
@@ -188,6 +209,8 @@ Status BlockMap::set(TreeRoot& root, uint64_t block, LeafEntry entry) {
       ASSIGN_OR_RETURN(root.dirty, shadow(root.clean));
       root.clean = PhysicalBlock{};
     }
+  } else {
+    own(root.dirty);
   }
   Node* n = root.dirty.get();
   while (!n->is_leaf()) {
@@ -201,6 +224,8 @@ Status BlockMap::set(TreeRoot& root, uint64_t block, LeafEntry entry) {
         ASSIGN_OR_RETURN(n->dirty_children[idx], shadow(n->children[idx]));
         n->children[idx] = PhysicalBlock{};
       }
+    } else {
+      own(n->dirty_children[idx]);
     }
     n = n->dirty_children[idx].get();
   }
@@ -238,14 +263,14 @@ Status BlockMap::unmap_in(Node& node, uint64_t first, uint64_t end, bool* now_em
     uint64_t lo = std::max(first, child_first), hi = std::min(end, child_first + span);
     bool whole = lo == child_first && hi == child_first + span;
     if (node.dirty_children[idx]) {
-      bool empty = false;
       if (whole) {
-        RETURN_IF_ERROR(release_dirty(*node.dirty_children[idx]));
-        empty = true;
+        RETURN_IF_ERROR(drop_dirty(node.dirty_children[idx]));
       } else {
+        own(node.dirty_children[idx]);
+        bool empty = false;
         RETURN_IF_ERROR(unmap_in(*node.dirty_children[idx], lo, hi, &empty));
+        if (empty) RETURN_IF_ERROR(drop_dirty(node.dirty_children[idx]));
       }
-      if (empty) discard_dirty(std::move(node.dirty_children[idx]));
     } else if (!node.children[idx].is_null()) {
       if (whole) {
         RETURN_IF_ERROR(release_node(node.children[idx]));
@@ -260,7 +285,7 @@ Status BlockMap::unmap_in(Node& node, uint64_t first, uint64_t end, bool* now_em
         node.children[idx] = PhysicalBlock{};
         bool empty = false;
         RETURN_IF_ERROR(unmap_in(*node.dirty_children[idx], lo, hi, &empty));
-        if (empty) discard_dirty(std::move(node.dirty_children[idx]));
+        if (empty) RETURN_IF_ERROR(drop_dirty(node.dirty_children[idx]));
       }
     }
   }
@@ -284,37 +309,20 @@ Status BlockMap::unmap(TreeRoot& root, uint64_t first, uint64_t count) {
     if (!any) return Status::ok();
     ASSIGN_OR_RETURN(root.dirty, shadow(root.clean));
     root.clean = PhysicalBlock{};
+  } else {
+    own(root.dirty);
   }
   bool empty = false;
   RETURN_IF_ERROR(unmap_in(*root.dirty, first, end, &empty));
-  if (empty) discard_dirty(std::move(root.dirty));
+  if (empty) RETURN_IF_ERROR(drop_dirty(root.dirty));
   return Status::ok();
-}
-
-std::unique_ptr<Node> BlockMap::clone_dirty(const Node& n) {
-  std::unique_ptr<Node> c = new_node(n.level, n.first_block);
-  if (n.is_leaf()) {
-    c->entries = n.entries;
-    for (const LeafEntry& e : c->entries)
-      if (!e.block.is_null()) refs_.increment(e.block);
-    return c;
-  }
-  for (uint32_t i = 0; i < kFanout; i++) {
-    if (n.dirty_children[i]) {
-      c->dirty_children[i] = clone_dirty(*n.dirty_children[i]);
-    } else if (!n.children[i].is_null()) {
-      c->children[i] = n.children[i];
-      refs_.increment(c->children[i]);
-    }
-  }
-  return c;
 }
 
 void BlockMap::clone(const TreeRoot& src, TreeRoot& dst) {
   ARBOR_CHECK(dst.empty());
   dst.level = src.level;
   if (src.dirty) {
-    dst.dirty = clone_dirty(*src.dirty);
+    dst.dirty = src.dirty;  // shared until either writes through it (own)
     return;
   }
   dst.clean = src.clean;
@@ -323,8 +331,7 @@ void BlockMap::clone(const TreeRoot& src, TreeRoot& dst) {
 
 Status BlockMap::drop(TreeRoot& root) {
   if (root.dirty) {
-    RETURN_IF_ERROR(release_dirty(*root.dirty));
-    discard_dirty(std::move(root.dirty));
+    RETURN_IF_ERROR(drop_dirty(root.dirty));
   } else if (!root.clean.is_null()) {
     RETURN_IF_ERROR(release_node(root.clean));
   }
@@ -336,7 +343,7 @@ Status BlockMap::raise_level(TreeRoot& root, uint8_t new_level) {
   ARBOR_CHECK(new_level >= root.level && new_level <= kMaxLevel);
   while (root.level < new_level) {
     if (!root.empty()) {
-      std::unique_ptr<Node> top = new_node(uint8_t(root.level + 1), 0);
+      std::shared_ptr<Node> top = new_node(uint8_t(root.level + 1), 0);
       if (root.dirty) top->dirty_children[0] = std::move(root.dirty);
       else top->children[0] = root.clean;  // the reference moves from the root slot to `top`
       root.clean = PhysicalBlock{};
@@ -349,18 +356,34 @@ Status BlockMap::raise_level(TreeRoot& root, uint8_t new_level) {
 
 // ---- write-out ----
 
-static void post_order(Node* n, std::vector<Node*>& out) {
+void BlockMap::unwritten_post_order(Node* n, std::vector<Node*>& out) {
   if (!n->is_leaf()) {
-    for (auto& c : n->dirty_children)
-      if (c) post_order(c.get(), out);
+    for (uint32_t i = 0; i < kFanout; i++) {
+      std::shared_ptr<Node>& c = n->dirty_children[i];
+      if (!c) continue;
+      if (!c->address.is_null()) {
+        // Shared since a branch and written by the other tree's write-out: one more parent.
+        n->children[i] = c->address;
+        refs_.increment(c->address);
+        c.reset();
+        continue;
+      }
+      unwritten_post_order(c.get(), out);
+    }
   }
   out.push_back(n);
 }
 
 Status BlockMap::write_dirty(TreeRoot& root) {
   if (!root.dirty) return Status::ok();
+  if (!root.dirty->address.is_null()) {  // the whole tree is shared with one written already
+    root.clean = root.dirty->address;
+    refs_.increment(root.clean);
+    root.dirty.reset();
+    return Status::ok();
+  }
   std::vector<Node*> order;
-  post_order(root.dirty.get(), order);
+  unwritten_post_order(root.dirty.get(), order);
   size_t done = 0;
   const uint32_t per_record = std::min<uint32_t>(256, log_.blocks_per_segment() - 1);
   std::vector<uint8_t> buf;
@@ -419,7 +442,8 @@ Status BlockMap::usage_in(PhysicalBlock address, const Node* node, bool exclusiv
     return Status::ok();
   }
   for (uint32_t i = 0; i < kFanout; i++) {
-    if (node->dirty_children[i]) RETURN_IF_ERROR(usage_in(PhysicalBlock{}, node->dirty_children[i].get(), exclusive, u));
+    const std::shared_ptr<Node>& d = node->dirty_children[i];
+    if (d) RETURN_IF_ERROR(usage_in(PhysicalBlock{}, d.get(), exclusive && d.use_count() == 1, u));
     else if (!node->children[i].is_null()) RETURN_IF_ERROR(usage_in(node->children[i], nullptr, exclusive, u));
   }
   return Status::ok();
@@ -427,7 +451,7 @@ Status BlockMap::usage_in(PhysicalBlock address, const Node* node, bool exclusiv
 
 Result<TreeUsage> BlockMap::usage(const TreeRoot& root) {
   TreeUsage u;
-  if (root.dirty) RETURN_IF_ERROR(usage_in(PhysicalBlock{}, root.dirty.get(), true, u));
+  if (root.dirty) RETURN_IF_ERROR(usage_in(PhysicalBlock{}, root.dirty.get(), root.dirty.use_count() == 1, u));
   else if (!root.clean.is_null()) RETURN_IF_ERROR(usage_in(root.clean, nullptr, true, u));
   return u;
 }
@@ -517,7 +541,8 @@ Status BlockMap::relocate(TreeRoot& root, const std::unordered_set<SegmentId>& v
 // ---- verification ----
 
 Status BlockMap::count_references(const TreeRoot& root, std::unordered_map<uint64_t, uint32_t>& counts,
-                                  std::unordered_set<uint64_t>& visited) {
+                                  std::unordered_set<uint64_t>& visited,
+                                  std::unordered_set<const Node*>& visited_dirty) {
   std::function<Status(const Node&)> walk = [&](const Node& n) -> Status {
     if (n.is_leaf()) {
       for (const LeafEntry& e : n.entries)
@@ -526,7 +551,7 @@ Status BlockMap::count_references(const TreeRoot& root, std::unordered_map<uint6
     }
     for (uint32_t i = 0; i < kFanout; i++) {
       if (n.dirty_children[i]) {
-        RETURN_IF_ERROR(walk(*n.dirty_children[i]));
+        if (visited_dirty.insert(n.dirty_children[i].get()).second) RETURN_IF_ERROR(walk(*n.dirty_children[i]));
       } else if (!n.children[i].is_null()) {
         counts[n.children[i].value]++;
         if (visited.insert(n.children[i].value).second) {
@@ -537,7 +562,7 @@ Status BlockMap::count_references(const TreeRoot& root, std::unordered_map<uint6
     }
     return Status::ok();
   };
-  if (root.dirty) return walk(*root.dirty);
+  if (root.dirty) return visited_dirty.insert(root.dirty.get()).second ? walk(*root.dirty) : Status::ok();
   if (root.clean.is_null()) return Status::ok();
   counts[root.clean.value]++;
   if (!visited.insert(root.clean.value).second) return Status::ok();

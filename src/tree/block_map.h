@@ -12,9 +12,15 @@
 // copies one root pointer, reads cost the tree height whatever the branch depth, and deleting a
 // parent only drops references.
 //
-// Invariants: dirty nodes are reachable from exactly one root and have no count; clean nodes are
-// immutable; a node's children are written before it (post-order), so a clean node never points
-// at a dirty one.
+// A branch of a tree with dirty (not yet written) nodes shares them too: both roots point at the
+// same in-memory nodes, and a write through either copies a shared dirty node on its path first,
+// as it does a clean node with count > 1. So a branch is O(1) under any write load, on the live
+// path and in journal replay alike.
+//
+// Invariants: dirty nodes have no count (a dirty node holds one reference to each child and data
+// block however many parents share it); clean nodes are immutable; a node's children are written
+// before it (post-order), so a clean node never points at a dirty one; a dirty node shared by
+// several trees is written once, and each parent then counts as one reference to it.
 //
 // Threading: lookups may run concurrently with each other (the Store's shared lock); every other
 // method needs the Store's exclusive lock. The node cache has its own mutex.
@@ -35,7 +41,7 @@ namespace arbor {
 
 struct TreeRoot {
   PhysicalBlock clean;          // the root node when no write happened since the last write-out
-  std::unique_ptr<Node> dirty;  // the root node when dirty (then `clean` is null)
+  std::shared_ptr<Node> dirty;  // the root node when dirty (then `clean` is null)
   uint8_t level = 0;            // root level: the tree covers 256^(level+1) blocks
   bool empty() const { return clean.is_null() && dirty == nullptr; }
 };
@@ -64,16 +70,17 @@ class BlockMap {
   Status set(TreeRoot& root, uint64_t block, LeafEntry entry);
   // Unmaps [first, first + count): holes afterwards, references released.
   Status unmap(TreeRoot& root, uint64_t first, uint64_t count);
-  // dst becomes a second tree with src's content: a second reference to src's root when it is
-  // clean, else a copy of src's dirty nodes (which are never shared) referencing its clean
-  // children. O(dirty nodes), no I/O: the same on the live path and in journal replay.
+  // dst becomes a second tree with src's content: a second reference to src's root, clean or
+  // dirty. O(1), no I/O: the same on the live path and in journal replay.
   void clone(const TreeRoot& src, TreeRoot& dst);
   // Releases every reference the tree holds; root becomes empty.
   Status drop(TreeRoot& root);
   // Raises the root level (grow); the old tree becomes the first child.
   Status raise_level(TreeRoot& root, uint8_t new_level);
 
-  // Writes the tree's dirty nodes (post-order, NODES records); root becomes clean.
+  // Writes the tree's dirty nodes (post-order, NODES records); root becomes clean. A dirty node
+  // another tree's write-out already wrote (shared since a branch) is not written again: this
+  // tree's parent of it becomes one more reference to it.
   Status write_dirty(TreeRoot& root);
   size_t dirty_nodes() const { return dirty_nodes_; }
 
@@ -94,16 +101,22 @@ class BlockMap {
                   RelocationMemo& memo);
 
   // Test and fsck support: counts every reference reachable from `roots` into `counts`.
+  // Dirty nodes shared by several trees hold their references once: `visited_dirty` tracks them.
   Status count_references(const TreeRoot& root, std::unordered_map<uint64_t, uint32_t>& counts,
-                          std::unordered_set<uint64_t>& visited_nodes);
+                          std::unordered_set<uint64_t>& visited_nodes,
+                          std::unordered_set<const Node*>& visited_dirty);
 
   Result<std::shared_ptr<const Node>> load(PhysicalBlock address);
   void evict(PhysicalBlock address);
   size_t cached_nodes() const;
 
  private:
-  Result<std::unique_ptr<Node>> shadow(PhysicalBlock address);
+  Result<std::shared_ptr<Node>> shadow(PhysicalBlock address);
+  // Makes `slot` a dirty node this tree alone owns, copying it when shared (a branch since).
+  void own(std::shared_ptr<Node>& slot);
   Status release_node(PhysicalBlock address);
+  // Drops one owner of a dirty node; the last releases what the node references.
+  Status drop_dirty(std::shared_ptr<Node>& slot);
   Status release_dirty(Node& node);
   Status lookup_in(const Node& node, uint64_t first, std::span<LeafEntry> out);
   Status unmap_in(Node& node, uint64_t first, uint64_t end, bool* now_empty);
@@ -112,9 +125,9 @@ class BlockMap {
                                       const std::vector<uint64_t>& leaves, const MoveData& move_data,
                                       RelocationMemo& memo);
   Result<PhysicalBlock> write_single(Node& node);
-  std::unique_ptr<Node> new_node(uint8_t level, uint64_t first_block);
-  std::unique_ptr<Node> clone_dirty(const Node& node);
-  void discard_dirty(std::unique_ptr<Node> node);
+  // The dirty nodes under `n` no write-out gave an address yet, children first.
+  void unwritten_post_order(Node* n, std::vector<Node*>& out);
+  std::shared_ptr<Node> new_node(uint8_t level, uint64_t first_block);
   // Inserts a clean node, evicting others past the bound. REQUIRES: cache_mu_ held.
   void cache_insert_locked(uint64_t address, std::shared_ptr<const Node> node);
 

@@ -36,15 +36,17 @@ struct LeafEntry {
 };
 
 // In memory a node is either clean (written at `address`, shared read-only through the node
-// cache) or dirty (address null, owned by exactly one parent, never shared). A dirty internal node
-// may have dirty children (dirty_children[i]); a clean node never does.
+// cache) or dirty (address null until a write-out gives it one). A dirty node is shared by the
+// trees of a branch made since it was last written (BlockMap::clone), and copied before either
+// changes it. A dirty internal node may have dirty children (dirty_children[i]); a clean node
+// never does.
 struct Node {
   uint8_t level = 0;
   uint64_t first_block = 0;
   PhysicalBlock address;
   std::array<LeafEntry, kFanout> entries{};              // level 0
   std::array<PhysicalBlock, kFanout> children{};         // level > 0: clean children
-  std::array<std::unique_ptr<Node>, kFanout> dirty_children;  // level > 0: dirty children
+  std::array<std::shared_ptr<Node>, kFanout> dirty_children;  // level > 0: dirty children
 
   bool is_leaf() const { return level == 0; }
   // Logical blocks covered by one child entry of this node.
