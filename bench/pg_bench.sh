@@ -75,7 +75,7 @@ fi
 if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
   echo
   echo "### arbor pg branch, wall time of the command incl. the branch server's recovery: parent idle, then under pgbench (4 clients, branches from ${WARMUP_S} s on)"
-  echo "| scale | data | parent idle | under load: branch 1 | branch 2 | branch 3 | parent's WAL since its checkpoint | CHECKPOINT first (auto: over 64 MiB) | volume branch (engine) | attach+mount | recovery+start |"
+  echo "| scale | data | parent idle | under load: branch 1 | branch 2 | branch 3 | parent's WAL since its checkpoint | CHECKPOINT first (auto: over 128 MiB) | volume branch (engine) | attach+mount | recovery+start |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for s in $SCALES; do
     log "(b) scale $s: create, load"

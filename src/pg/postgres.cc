@@ -235,7 +235,10 @@ Status init_cluster(const std::string& bindir, const Paths& p) {
        << "# checkpoints keep that, and so the branch's start, short and flat whatever the data size\n"
        << "# (defaults: 5min and 1GB; measured under pgbench at scale 100: 3.6 s to replay 615 MB).\n"
        << "checkpoint_timeout = 30s\n"
-       << "max_wal_size = 256MB\n";
+       << "max_wal_size = 256MB\n"
+       << "# Replay (of a branch, or after a crash) ran 1.6x faster without prefetch on a volume: most\n"
+       << "# blocks come with a full-page image, and each fadvise is a FUSE round trip of its own.\n"
+       << "recovery_prefetch = off\n";
   conf.close();
   if (!conf.good()) return io_error("cannot write " + p.data_dir + "/postgresql.conf");
   // Make what we wrote durable: a branch is a crash-consistent image, so a settings file still in
@@ -326,10 +329,11 @@ Status wait_until(const Paths& p, const std::function<bool(ServerState)>& done) 
 
 }  // namespace
 
-Status start_server(const std::string& bindir, const Paths& p, int port) {
+Status start_server(const std::string& bindir, const Paths& p, int port, const std::string& settings) {
   RETURN_IF_ERROR(make_dir(p.socket_dir, 0755));
   RETURN_IF_ERROR(chown_postgres(p.socket_dir));
   std::string opts = "-p " + std::to_string(port) + " -k " + p.socket_dir;
+  if (!settings.empty()) opts += " " + settings;
   auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-l", p.log_file, "-W", "-s",
                                     "-o", opts, "start"}));
   if (!r) return r.status();
@@ -373,7 +377,12 @@ Status start_branch_server(const std::string& bindir, const Paths& p, int port) 
     if (!f.good()) return io_error("cannot write " + signal);
   }
   RETURN_IF_ERROR(chown_postgres(signal));
-  RETURN_IF_ERROR(start_server(bindir, p, port));
+  // Recovery prefetch issues a posix_fadvise per block a record names that is not in shared
+  // buffers: on a branch nearly all of them, and through loop and FUSE each is a read-ahead
+  // request of its own. Off, replay ran 1.6x faster under pgbench (scale 100 and 500: 180 to 290
+  // MB/s instead of 110 to 160): most blocks come with a full-page image and need no read at all.
+  // Set for this run only; the setting matters only while a server replays WAL.
+  RETURN_IF_ERROR(start_server(bindir, p, port, "-c recovery_prefetch=off"));
   Status up = request_promotion(p);
   if (up.is_ok()) up = wait_until(p, [&p](ServerState s) { return s == ServerState::kReady && in_production(p); });
   if (up.is_ok()) return up;

@@ -78,7 +78,8 @@ Status remove_stale_pid(const Paths& p);
 Status reset_log(const Paths& p);
 
 // pg_ctl start -w on `port`: returns once the server accepts connections (after WAL replay).
-Status start_server(const std::string& bindir, const Paths& p, int port);
+// `settings` are extra `-c name=value` options for this run of the server.
+Status start_server(const std::string& bindir, const Paths& p, int port, const std::string& settings = "");
 // Starts a server on a branch's crash-consistent image: WAL replay as a standby, then promotion, so
 // it accepts writes without waiting for an end-of-recovery checkpoint.
 Status start_branch_server(const std::string& bindir, const Paths& p, int port);

@@ -30,7 +30,7 @@ step "a second branch under load, with --checkpoint; a third deciding by the par
 check_pgbench_consistent br2
 "$ARBOR" --json pg branch br3 --from db >"$WORK/br3.json"
 # Auto: whether it checkpointed depends on the WAL pgbench wrote since; what it measured must say.
-jq -e '.redo_distance_bytes >= 0 and ((.redo_distance_bytes > 67108864) == (.checkpoint_ns > 0))' "$WORK/br3.json" >/dev/null ||
+jq -e '.redo_distance_bytes >= 0 and ((.redo_distance_bytes > 134217728) == (.checkpoint_ns > 0))' "$WORK/br3.json" >/dev/null ||
   fail "auto checkpoint decision does not match the measured WAL: $(cat "$WORK/br3.json")"
 check_pgbench_consistent br3
 
