@@ -82,37 +82,49 @@ Result<std::shared_ptr<Node>> BlockMap::shadow(PhysicalBlock address) {
     evict(address);
   } else {
     refs_.decrement(address);
-    if (copy->is_leaf()) {
-      for (const LeafEntry& e : copy->entries)
-        if (!e.block.is_null()) refs_.increment(e.block);
-    } else {
-      for (PhysicalBlock c : copy->children)
-        if (!c.is_null()) refs_.increment(c);
-    }
+    reference_children(*copy);
   }
   return copy;
 }
 
+void BlockMap::reference_children(const Node& copy) {
+  if (copy.is_leaf()) {
+    for (const LeafEntry& e : copy.entries)
+      if (!e.block.is_null()) refs_.increment(e.block);
+  } else {
+    for (PhysicalBlock c : copy.children)
+      if (!c.is_null()) refs_.increment(c);
+  }
+}
+
+// An address means a write-out gave it one (another tree's, a branch sharing it): immutable now.
+static bool owned_unwritten(const std::shared_ptr<Node>& slot) {
+  return slot.use_count() == 1 && slot->address.is_null();
+}
+
 void BlockMap::own(std::shared_ptr<Node>& slot) {
-  // An address means a write-out gave it one (another tree's, a branch sharing it): immutable now.
-  if (slot.use_count() == 1 && slot->address.is_null()) return;
+  if (owned_unwritten(slot)) return;
   const Node& shared = *slot;
   std::shared_ptr<Node> copy = new_node(shared.level, shared.first_block);
   if (shared.is_leaf()) {
     copy->entries = shared.entries;
-    for (const LeafEntry& e : copy->entries)
-      if (!e.block.is_null()) refs_.increment(e.block);
   } else {
     copy->children = shared.children;
-    for (PhysicalBlock c : copy->children)
-      if (!c.is_null()) refs_.increment(c);
     copy->dirty_children = shared.dirty_children;  // shared one level down until written through
   }
+  reference_children(*copy);
   slot = std::move(copy);
 }
 
+PhysicalBlock BlockMap::take_written(std::shared_ptr<Node>& slot) {
+  PhysicalBlock at = slot->address;
+  refs_.increment(at);
+  slot.reset();
+  return at;
+}
+
 Status BlockMap::drop_dirty(std::shared_ptr<Node>& slot) {
-  if (slot.use_count() == 1 && slot->address.is_null()) {
+  if (owned_unwritten(slot)) {
     RETURN_IF_ERROR(release_dirty(*slot));
     ARBOR_CHECK(dirty_nodes_ > 0);
     dirty_nodes_--;
@@ -362,10 +374,7 @@ void BlockMap::unwritten_post_order(Node* n, std::vector<Node*>& out) {
       std::shared_ptr<Node>& c = n->dirty_children[i];
       if (!c) continue;
       if (!c->address.is_null()) {
-        // Shared since a branch and written by the other tree's write-out: one more parent.
-        n->children[i] = c->address;
-        refs_.increment(c->address);
-        c.reset();
+        n->children[i] = take_written(c);
         continue;
       }
       unwritten_post_order(c.get(), out);
@@ -377,9 +386,7 @@ void BlockMap::unwritten_post_order(Node* n, std::vector<Node*>& out) {
 Status BlockMap::write_dirty(TreeRoot& root) {
   if (!root.dirty) return Status::ok();
   if (!root.dirty->address.is_null()) {  // the whole tree is shared with one written already
-    root.clean = root.dirty->address;
-    refs_.increment(root.clean);
-    root.dirty.reset();
+    root.clean = take_written(root.dirty);
     return Status::ok();
   }
   std::vector<Node*> order;

@@ -114,6 +114,11 @@ class BlockMap {
   Result<std::shared_ptr<Node>> shadow(PhysicalBlock address);
   // Makes `slot` a dirty node this tree alone owns, copying it when shared (a branch since).
   void own(std::shared_ptr<Node>& slot);
+  // A copy of a node refers to its children (or data blocks) too: one more reference each.
+  void reference_children(const Node& copy);
+  // A dirty child shared since a branch that another tree's write-out already wrote: this parent
+  // becomes one more reference to its address, which it returns; `slot` is emptied.
+  PhysicalBlock take_written(std::shared_ptr<Node>& slot);
   Status release_node(PhysicalBlock address);
   // Drops one owner of a dirty node; the last releases what the node references.
   Status drop_dirty(std::shared_ptr<Node>& slot);
