@@ -14,8 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
 #include <chrono>
+#include <functional>
 #include <sstream>
 
 #include "attach/process.h"

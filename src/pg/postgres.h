@@ -77,7 +77,8 @@ Status remove_stale_pid(const Paths& p);
 // Empties the server log (a branch's is its parent's, with a crash-consistent tail of zeros).
 Status reset_log(const Paths& p);
 
-// pg_ctl start -w on `port`: returns once the server accepts connections (after WAL replay).
+// pg_ctl start on `port`: returns once the server accepts connections (after WAL replay; a
+// standby once it takes read-only ones).
 // `settings` are extra `-c name=value` options for this run of the server.
 Status start_server(const std::string& bindir, const Paths& p, int port, const std::string& settings = "");
 // Starts a server on a branch's crash-consistent image: WAL replay as a standby, then promotion, so

@@ -249,8 +249,8 @@ Result<VolumeInfo> Store::create_volume(std::string_view name, uint64_t size_byt
 static Result<VolumeInfo> clone_volume(Store::Impl& s, std::string_view new_name, std::string_view source, bool snapshot) {
   std::lock_guard sync_lock(s.sync_mu);
   // The branch's own record is made durable under the exclusive lock, which stops every volume's
-  // I/O; under a write load most of that fdatasync would be the writes before it (100 to 160 ms
-  // at pgbench scale 500). Syncing those first, with I/O going on, leaves the locked one short.
+  // I/O; that fdatasync would also write out every write since the last flush. Syncing those
+  // first, with I/O going on, leaves the locked one only the branch's record.
   RETURN_IF_ERROR(s.sync_written());
   std::unique_lock lock(s.mu);
   RETURN_IF_ERROR(s.failed);
