@@ -46,6 +46,7 @@ pgb() { local port=$1; shift; "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgr
 port_of() { "$ARBOR" --json pg list | jq -r --arg n "$1" '.servers[] | select(.name==$n) | .port'; }
 tps_of() { grep -oP 'tps = \K[0-9.]+' "$1" | tail -1; }
 ms_now() { date +%s%3N; }
+ms_of() { jq -r ".$1/1000000 | floor" "$WORK/br.json"; }  # a duration of the last `pg branch --json`
 log() { echo "$*" >&2; }
 
 if [ -z "$ONLY" ] || [ "$ONLY" = tps ]; then
@@ -93,13 +94,12 @@ if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
     BP=$!
     sleep "$WARMUP_S"  # into the steady state of pgbench's checkpoints (load, not synchronization)
     walls=(); wal=""; ckpt=""; eng=""; att=""; rec=""
-    ms() { jq -r ".$1/1000000 | floor" "$WORK/br.json"; }
     for i in 1 2 3; do
       t0=$(ms_now)
       "$ARBOR" --json pg branch "s$s-b$i" --from "s$s" >"$WORK/br.json"
       walls+=("$(( $(ms_now) - t0 )) ms")
       wal+="$(jq -r '.redo_distance_bytes/1048576 | floor' "$WORK/br.json") MiB "
-      ckpt+="$(ms checkpoint_ns) ms "; eng+="$(ms engine_branch_ns) ms "; att+="$(ms attach_mount_ns) ms "; rec+="$(ms start_ns) ms "
+      ckpt+="$(ms_of checkpoint_ns) ms "; eng+="$(ms_of engine_branch_ns) ms "; att+="$(ms_of attach_mount_ns) ms "; rec+="$(ms_of start_ns) ms "
       "$ARBOR" pg delete "s$s-b$i" >/dev/null
     done
     kill $BP 2>/dev/null; wait $BP 2>/dev/null || true
