@@ -54,7 +54,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = tps ]; then
   mkdir -p "$WORK/local/pgdata" && chown -R postgres: "$WORK/local" && chmod 700 "$WORK/local/pgdata"
   runuser -u postgres -- env -C / "$PGBIN/initdb" -D "$WORK/local/pgdata" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-instructions >/dev/null
   # The same settings `arbor pg create` writes, so the two servers differ only in their storage.
-  printf "listen_addresses = '127.0.0.1'\ncheckpoint_timeout = 30s\nmax_wal_size = 256MB\n" >>"$WORK/local/pgdata/postgresql.conf"
+  printf "listen_addresses = '127.0.0.1'\ncheckpoint_timeout = 30s\nmax_wal_size = 128MB\n" >>"$WORK/local/pgdata/postgresql.conf"
   LOCAL_PORT=5499
   runuser -u postgres -- env -C / "$PGBIN/pg_ctl" -D "$WORK/local/pgdata" -l "$WORK/local/log" -w -s -o "-p $LOCAL_PORT -k $WORK/local" start
   "$ARBOR" pg create tps --size 8G >/dev/null
@@ -64,7 +64,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = tps ]; then
   pgb "$AP" -c 4 -j 2 -T "$TPS_S" >"$WORK/tps-arbor" 2>&1
   L=$(tps_of "$WORK/tps-local"); R=$(tps_of "$WORK/tps-arbor")
   echo
-  echo "### pgbench TPS (scale 10, 4 clients, ${TPS_S} s, both servers with arbor pg's settings: checkpoint_timeout 30s, max_wal_size 256MB)"
+  echo "### pgbench TPS (scale 10, 4 clients, ${TPS_S} s, both servers with arbor pg's settings: checkpoint_timeout 30s, max_wal_size 128MB)"
   echo "| data directory | TPS | vs local |"
   echo "|---|---|---|"
   echo "| local filesystem (baseline) | $L | 1.00x |"
