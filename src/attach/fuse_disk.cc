@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <span>
 #include <vector>
 
 namespace arbor::attach {
@@ -94,6 +96,18 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 int to_errno(const Status& s) { return s.to_errno(); }
 
+// One buffer per FUSE thread, kept: a fresh vector per read was zero-filled, and one of 1 MiB (a
+// read-ahead request) was a new mmap with a page fault per 4 KiB, all before the store's copy.
+std::span<uint8_t> read_buffer(size_t bytes) {
+  thread_local std::unique_ptr<uint8_t[]> buffer;
+  thread_local size_t capacity = 0;
+  if (bytes > capacity) {
+    buffer.reset(new uint8_t[bytes]);
+    capacity = bytes;
+  }
+  return {buffer.get(), bytes};
+}
+
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
   proto::BlockExport& e = export_of(req);
   uint64_t end = std::min<uint64_t>(e.size_bytes(), uint64_t(off) + size);
@@ -101,7 +115,7 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*
     fuse_reply_buf(req, nullptr, 0);
     return;
   }
-  std::vector<uint8_t> buf(end - uint64_t(off));
+  std::span<uint8_t> buf = read_buffer(end - uint64_t(off));
   Status s = e.read(uint64_t(off), buf);
   if (!s.is_ok()) {
     fuse_reply_err(req, to_errno(s));
