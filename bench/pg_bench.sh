@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Postgres and NBD benchmarks for Arbor, each against a baseline measured in the same run. Prints
 # markdown tables. Needs root, postgresql-15, fio (nbd engine), nbdkit. Runs on a private store.
-#   bench/pg_bench.sh [--arbor build/src/cli/arbor] [--scales "10 100 500"] [--tps-seconds 30]
-#                     [--fio-seconds 15] [--warmup-seconds 20] [--only tps|branch|fio]
+#   bench/pg_bench.sh [--arbor build/src/cli/arbor] [--scales "10 100 500"] [--tps-seconds 20]
+#                     [--fio-seconds 8] [--rounds 3] [--warmup-seconds 20] [--only tps|branch|fio]
+# (a) and (c) alternate baseline and arbor --rounds times and report the medians: on a shared
+# machine one pair of runs can land in different minutes of the host's load.
 # (a) pgbench TPS: data directory on an attached volume vs on the local filesystem (goal >= 80%)
 # (b) `arbor pg branch` wall time under pgbench at each scale (goal: flat, < 1 s incl. recovery)
 # (c) fio 4 KiB random read/write IOPS, qd 1 and 32: arbord NBD vs nbdkit file plugin (goal 1.5x at 32)
@@ -10,8 +12,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ARBOR=$ROOT/build/src/cli/arbor
 SCALES="10 100 500"
-TPS_S=30
-FIO_S=15
+TPS_S=20
+FIO_S=8
+ROUNDS=3
 WARMUP_S=20
 ONLY=""
 while [ $# -gt 0 ]; do
@@ -20,6 +23,7 @@ while [ $# -gt 0 ]; do
     --scales) SCALES=$2; shift 2 ;;
     --tps-seconds) TPS_S=$2; shift 2 ;;
     --fio-seconds) FIO_S=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --warmup-seconds) WARMUP_S=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -48,9 +52,11 @@ tps_of() { grep -oP 'tps = \K[0-9.]+' "$1" | tail -1; }
 ms_now() { date +%s%3N; }
 ms_of() { jq -r ".$1/1000000 | floor" "$WORK/br.json"; }  # a duration of the last `pg branch --json`
 log() { echo "$*" >&2; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", a/b}'; }
 
 if [ -z "$ONLY" ] || [ "$ONLY" = tps ]; then
-  log "(a) pgbench: local filesystem vs attached volume, scale 10, 4 clients, ${TPS_S}s each"
+  log "(a) pgbench: local filesystem vs attached volume, scale 10, 4 clients, ${TPS_S}s each, $ROUNDS rounds"
   mkdir -p "$WORK/local/pgdata" && chown -R postgres: "$WORK/local" && chmod 700 "$WORK/local/pgdata"
   runuser -u postgres -- env -C / "$PGBIN/initdb" -D "$WORK/local/pgdata" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-instructions >/dev/null
   # The same settings `arbor pg create` writes, so the two servers differ only in their storage.
@@ -60,15 +66,20 @@ if [ -z "$ONLY" ] || [ "$ONLY" = tps ]; then
   "$ARBOR" pg create tps --size 8G >/dev/null
   AP=$(port_of tps)
   for p in $LOCAL_PORT $AP; do pgb "$p" -i -s 10 -q >/dev/null 2>&1; done
-  pgb $LOCAL_PORT -c 4 -j 2 -T "$TPS_S" >"$WORK/tps-local" 2>&1
-  pgb "$AP" -c 4 -j 2 -T "$TPS_S" >"$WORK/tps-arbor" 2>&1
-  L=$(tps_of "$WORK/tps-local"); R=$(tps_of "$WORK/tps-arbor")
+  LS=""; RS=""; PAIRS=""
+  for _ in $(seq "$ROUNDS"); do
+    pgb $LOCAL_PORT -c 4 -j 2 -T "$TPS_S" >"$WORK/tps-local" 2>&1
+    pgb "$AP" -c 4 -j 2 -T "$TPS_S" >"$WORK/tps-arbor" 2>&1
+    l=$(tps_of "$WORK/tps-local"); r=$(tps_of "$WORK/tps-arbor")
+    LS+="$l "; RS+="$r "; PAIRS+="$(ratio "$r" "$l") "
+  done
+  L=$(echo "$LS" | median); R=$(echo "$RS" | median)
   echo
-  echo "### pgbench TPS (scale 10, 4 clients, ${TPS_S} s, both servers with arbor pg's settings: checkpoint_timeout 30s, max_wal_size 128MB)"
-  echo "| data directory | TPS | vs local |"
-  echo "|---|---|---|"
-  echo "| local filesystem (baseline) | $L | 1.00x |"
-  echo "| arbor volume (ext4 on loop over arbord's in-process FUSE disk) | $R | $(awk -v a="$R" -v b="$L" 'BEGIN{printf "%.2fx", a/b}') |"
+  echo "### pgbench TPS (scale 10, 4 clients, ${TPS_S} s per run, $ROUNDS rounds alternating, both servers with arbor pg's settings: checkpoint_timeout 30s, max_wal_size 128MB)"
+  echo "| data directory | median TPS | each run | vs local (medians) | each pair |"
+  echo "|---|---|---|---|---|"
+  echo "| local filesystem (baseline) | ${L%.*} | $(for x in $LS; do printf '%s ' "${x%.*}"; done)| 1.00x | |"
+  echo "| arbor volume (ext4 on loop over arbord's in-process FUSE disk) | ${R%.*} | $(for x in $RS; do printf '%s ' "${x%.*}"; done)| $(ratio "$R" "$L") | $PAIRS|"
   "$ARBOR" pg delete tps >/dev/null
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/local/pgdata" -m fast -w -s stop; LOCAL_PORT=""
 fi
@@ -109,7 +120,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = branch ]; then
 fi
 
 if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
-  log "(c) fio 4 KiB random, ${FIO_S}s per run"
+  log "(c) fio 4 KiB random, ${FIO_S}s per run, $ROUNDS rounds"
   SIZE=1G
   "$ARBOR" volume create fio --size $SIZE >/dev/null
   truncate -s $SIZE "$WORK/nbdkit.img"
@@ -128,13 +139,18 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
       jq -r --arg k "$( [ "$2" = randread ] && echo read || echo write)" '.jobs[0][$k].iops | floor'
   }
   echo
-  echo "### fio 4 KiB random I/O through NBD (unix socket, 1 GiB, ${FIO_S} s per run)"
-  echo "| workload | qd | nbdkit file (baseline) IOPS | arbord IOPS | arbord / nbdkit |"
-  echo "|---|---|---|---|---|"
+  echo "### fio 4 KiB random I/O through NBD (unix socket, 1 GiB, ${FIO_S} s per run, $ROUNDS rounds alternating)"
+  echo "| workload | qd | nbdkit file (baseline): median IOPS | arbord: median IOPS | arbord / nbdkit (medians) | each pair |"
+  echo "|---|---|---|---|---|---|"
   for rw in randread randwrite; do
     for qd in 1 32; do
-      k=$(run "$K_URI" $rw $qd); a=$(run "$A_URI" $rw $qd)
-      echo "| $rw | $qd | $k | $a | $(awk -v a="$a" -v b="$k" 'BEGIN{printf "%.2fx", a/b}') |"
+      KS=""; AS=""; PAIRS=""
+      for _ in $(seq "$ROUNDS"); do
+        k=$(run "$K_URI" $rw $qd); a=$(run "$A_URI" $rw $qd)
+        KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "
+      done
+      k=$(echo "$KS" | median); a=$(echo "$AS" | median)
+      echo "| $rw | $qd | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS|"
     done
   done
 fi
