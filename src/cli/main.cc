@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
       ->callback([&] { run = [&](const Context& c) { return daemon_status(c); }; });
 
   try {
+    take_psql_passthrough(argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

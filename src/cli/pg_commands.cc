@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/api_client.h"
@@ -363,6 +364,26 @@ Status pg_psql(const Context& ctx, const std::string& name, const std::vector<st
 
 }  // namespace
 
+namespace {
+std::vector<std::string>& psql_passthrough() {
+  static std::vector<std::string> args;
+  return args;
+}
+}  // namespace
+
+void take_psql_passthrough(int& argc, char** argv) {
+  for (int i = 1; i + 1 < argc; i++) {
+    if (std::string_view(argv[i]) != "pg" || std::string_view(argv[i + 1]) != "psql") continue;
+    for (int j = i + 2; j < argc; j++) {
+      if (std::string_view(argv[j]) != "--") continue;
+      psql_passthrough().assign(argv + j + 1, argv + argc);
+      argc = j;
+      return;
+    }
+    return;
+  }
+}
+
 void register_pg_commands(CLI::App& app, std::function<Status(const Context&)>& run) {
   struct Args {
     std::string name, from, size = "20G";
@@ -418,6 +439,7 @@ void register_pg_commands(CLI::App& app, std::function<Status(const Context&)>& 
   psql->positionals_at_end(false);
   psql->callback([&, psql] {
     for (const auto& extra : psql->remaining()) a.rest.push_back(extra);
+    for (const auto& arg : psql_passthrough()) a.rest.push_back(arg);
     run = [](const Context& c) { return pg_psql(c, a.name, a.rest); };
   });
 }

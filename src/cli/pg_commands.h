@@ -21,4 +21,9 @@ namespace arbor::cli {
 // Adds the `pg` subcommand tree to `app`; a parsed pg command sets `run`.
 void register_pg_commands(CLI::App& app, std::function<Status(const Context&)>& run);
 
+// `arbor pg psql NAME -- ARGS...`: after `--`, CLI11 hands the words to the top-level command,
+// which refuses them. Call before parsing: takes `--` and what follows out of argv for `pg psql`,
+// and its command passes them to psql after the other arguments.
+void take_psql_passthrough(int& argc, char** argv);
+
 }  // namespace arbor::cli

@@ -14,6 +14,9 @@ sql a "insert into t values ('a', 3)"
 [ "$(sql a "select string_agg(who || n, ',' order by n) from t")" = "a1,a3" ] || fail "parent sees: $(sql a "select * from t")"
 [ "$(sql b "select string_agg(who || n, ',' order by n) from t")" = "a1,b2" ] || fail "branch sees: $(sql b "select * from t")"
 [ "$(sql a "select to_regclass('only_b') is null")" = t ] || fail "branch's table visible in the parent"
+# psql's arguments after `--`, as `arbor pg psql --help` shows them, alone and after others
+[ "$("$ARBOR" pg psql b -- -X -qAt -c "select count(*) from t")" = 2 ] || fail "arbor pg psql b -- ARGS"
+[ "$("$ARBOR" pg psql b -X -qAt -- -c "select 41 + 1")" = 42 ] || fail "arbor pg psql b ARGS -- ARGS"
 
 step "a branch of a branch of a branch"
 "$ARBOR" pg branch c --from b
