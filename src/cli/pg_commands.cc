@@ -362,13 +362,12 @@ Status pg_psql(const Context& ctx, const std::string& name, const std::vector<st
   return errno_status(errno, "exec " + psql);
 }
 
-}  // namespace
-
-namespace {
+// What take_psql_passthrough took out of argv, for the psql command's callback.
 std::vector<std::string>& psql_passthrough() {
   static std::vector<std::string> args;
   return args;
 }
+
 }  // namespace
 
 void take_psql_passthrough(int& argc, char** argv) {
