@@ -133,11 +133,16 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
   for u in "$A_URI" "$K_URI"; do
     fio --name=fill --ioengine=nbd --uri="$u" --rw=write --bs=1M --iodepth=8 --size=$SIZE >/dev/null
   done
-  run() {  # uri rw depth -> IOPS
+  run() {  # uri rw depth [seconds] -> IOPS
     fio --name=r --ioengine=nbd --uri="$1" --rw="$2" --bs=4k --iodepth="$3" --size=$SIZE \
-      --time_based --runtime="$FIO_S" --output-format=json 2>/dev/null | sed -n '/^{/,$p' |
+      --time_based --runtime="${4:-$FIO_S}" --output-format=json 2>/dev/null | sed -n '/^{/,$p' |
       jq -r --arg k "$( [ "$2" = randread ] && echo read || echo write)" '.jobs[0][$k].iops | floor'
   }
+  # Cold: the page cache is dropped before each run, which is kept short (2 s) because the run
+  # itself warms the cache. Both servers then wait on the disk; this shows whether a server keeps
+  # the queue depth the client gives it (arbord: reads that miss go to workers, see
+  # util/nonblocking_scope.h) or reads one block at a time.
+  run_cold() { sync; echo 3 > /proc/sys/vm/drop_caches; run "$1" randread "$2" 2; }
   echo
   echo "### fio 4 KiB random I/O through NBD (unix socket, 1 GiB, ${FIO_S} s per run, $ROUNDS rounds alternating)"
   echo "| workload | qd | nbdkit file (baseline): median IOPS | arbord: median IOPS | arbord / nbdkit (medians) | each pair |"
@@ -152,5 +157,14 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
       k=$(echo "$KS" | median); a=$(echo "$AS" | median)
       echo "| $rw | $qd | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS|"
     done
+  done
+  for qd in 1 32; do
+    KS=""; AS=""; PAIRS=""
+    for _ in $(seq "$ROUNDS"); do
+      k=$(run_cold "$K_URI" $qd); a=$(run_cold "$A_URI" $qd)
+      KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "
+    done
+    k=$(echo "$KS" | median); a=$(echo "$AS" | median)
+    echo "| randread, cold cache (2 s) | $qd | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS|"
   done
 fi

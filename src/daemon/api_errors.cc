@@ -15,6 +15,7 @@ int http_status_for(Code code) {
     case Code::kNotSupported: return 501;
     case Code::kIOError:
     case Code::kCorruption:
+    case Code::kWouldBlock:  // only frontends ask not to wait, and they retry: never an API answer
     case Code::kInternal: return 500;
   }
   return 500;
@@ -33,6 +34,7 @@ const char* api_error_code(Code code) {
     case Code::kIOError: return "io_error";
     case Code::kCorruption: return "corruption";
     case Code::kNotSupported: return "not_supported";
+    case Code::kWouldBlock:
     case Code::kInternal: return "internal";
   }
   return "internal";

@@ -1,6 +1,7 @@
 #include "io/file_segment_backend.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <fstream>
 
 #include "store/store.h"
+#include "util/nonblocking_scope.h"
 #include "util/units.h"
 
 namespace arbor {
@@ -146,6 +148,59 @@ TEST_F(SegmentFilePoolTest, StoreRecoversFromRecycledSegmentsHoldingStaleRecords
   EXPECT_EQ(out, b_data);
   EXPECT_TRUE((*store)->verify().is_ok());
   (*store)->close_volume(*b);
+}
+
+// Evicts every segment file of the store in `dir` from the page cache (they are clean after a flush).
+void evict_segments(const std::string& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/segments")) {
+    int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ::close(fd);
+  }
+}
+
+// The real kernel path: RWF_NOWAIT on ext4 (so the directory is under /var/tmp, not a tmpfs).
+TEST(NonBlockingReads, EvictedBlocksWouldBlockOnlyInsideTheScopeAndABlockingReadWarmsThem) {
+  std::string dir = "/var/tmp/arbor-nowait-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  StoreOptions options;
+  options.segment_size_bytes = mib(1);
+  auto backend = FileSegmentBackend::open(dir);
+  ASSERT_TRUE(backend.is_ok());
+  auto store = Store::open(std::move(backend).value(), options, true);
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  ASSERT_TRUE((*store)->create_volume("v", mib(16)).is_ok());
+  auto v = (*store)->open_volume("v");
+  auto data = pattern(mib(4), 9);
+  ASSERT_TRUE((*store)->write(*v, 0, data).is_ok());
+  ASSERT_TRUE((*store)->flush().is_ok());
+  evict_segments(dir);
+
+  std::vector<uint8_t> out(4096);
+  {
+    NonBlockingScope no_wait;
+    EXPECT_EQ((*store)->read(*v, mib(1), out).code(), Code::kWouldBlock);
+  }
+  ASSERT_TRUE((*store)->read(*v, mib(1), out).is_ok());  // outside the scope: waits for the disk
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + mib(1)));
+  {
+    NonBlockingScope no_wait;
+    std::fill(out.begin(), out.end(), 0);
+    ASSERT_TRUE((*store)->read(*v, mib(1), out).is_ok());  // now in the page cache
+    EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + mib(1)));
+  }
+  // Scopes nest and end: the flag is restored on the way out.
+  {
+    NonBlockingScope outer;
+    { NonBlockingScope inner; }
+    EXPECT_TRUE(NonBlockingScope::active());
+  }
+  EXPECT_FALSE(NonBlockingScope::active());
+  (*store)->close_volume(*v);
+  store->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

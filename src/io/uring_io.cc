@@ -1,10 +1,13 @@
 #include "io/uring_io.h"
 
 #include <liburing.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+
+#include "util/nonblocking_scope.h"
 
 namespace arbor::io {
 namespace {
@@ -50,15 +53,20 @@ int run_one(Prep prep) {
 }  // namespace
 
 Status pread_full(int fd, uint64_t offset, std::span<uint8_t> out) {
+  // RWF_NOWAIT: bytes not in the page cache fail with EAGAIN (the kernel starts reading them).
+  const int flags = NonBlockingScope::active() ? RWF_NOWAIT : 0;
   size_t done = 0;
   while (done < out.size()) {
     int res = run_one([&](io_uring_sqe* sqe) {
       io_uring_prep_read(sqe, fd, out.data() + done, unsigned(out.size() - done), offset + done);
+      sqe->rw_flags = flags;
     });
     if (res == -ENOSYS) {  // no io_uring (old kernel, seccomp): plain syscalls
-      ssize_t n = ::pread(fd, out.data() + done, out.size() - done, off_t(offset + done));
+      iovec iov{out.data() + done, out.size() - done};
+      ssize_t n = ::preadv2(fd, &iov, 1, off_t(offset + done), flags);
       res = n < 0 ? -errno : int(n);
     }
+    if (res == -EAGAIN && flags != 0) return would_block("read: not in the page cache");
     if (res == -EINTR || res == -EAGAIN) continue;
     if (res < 0) return errno_status(-res, "read");
     if (res == 0) {  // past the end of the file: never-written bytes read as zeros

@@ -6,6 +6,8 @@
 //
 // Why blocking: the engine's callers (protocol event loops, workers) hand it one request at a time;
 // the ring turns each into one io_uring_enter. Short transfers are resubmitted until complete.
+// Inside a NonBlockingScope (util/nonblocking_scope.h) a read that would wait for the device
+// returns Code::kWouldBlock instead.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,10 @@
 #include "proto/memory_export.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+
+#include "util/nonblocking_scope.h"
 
 namespace arbor::proto {
 
@@ -11,6 +14,7 @@ struct MemoryCatalog::Volume {
   std::array<uint8_t, 16> uuid{};
   std::mutex mu;
   std::vector<uint8_t> bytes;
+  std::vector<std::pair<uint64_t, uint64_t>> cold;  // [begin, end): see make_cold()
   std::atomic<uint64_t>* flushes = nullptr;
 };
 
@@ -25,6 +29,12 @@ class MemoryExport : public BlockExport {
   Status read(uint64_t off, std::span<uint8_t> out) override {
     RETURN_IF_ERROR(check(off, out.size()));
     std::lock_guard lock(v_->mu);
+    auto touches = [&](const std::pair<uint64_t, uint64_t>& r) { return r.first < off + out.size() && off < r.second; };
+    if (NonBlockingScope::active()) {
+      if (std::any_of(v_->cold.begin(), v_->cold.end(), touches)) return would_block("cold range");
+    } else {
+      std::erase_if(v_->cold, touches);
+    }
     std::memcpy(out.data(), v_->bytes.data() + off, out.size());
     return Status::ok();
   }
@@ -87,5 +97,14 @@ std::vector<ExportInfo> MemoryCatalog::list() {
 }
 
 uint64_t MemoryCatalog::flush_count() const { return flushes_.load(); }
+
+bool MemoryCatalog::make_cold(const std::string& name, uint64_t offset, uint64_t length) {
+  std::lock_guard lock(mu_);
+  auto it = volumes_.find(name);
+  if (it == volumes_.end()) return false;
+  std::lock_guard volume_lock(it->second->mu);
+  it->second->cold.emplace_back(offset, offset + length);
+  return true;
+}
 
 }  // namespace arbor::proto

@@ -18,6 +18,10 @@ class MemoryCatalog : public ExportCatalog {
   std::vector<ExportInfo> list() override;
   // Number of flush() calls served so far across all exports (tests check flush reached the store).
   uint64_t flush_count() const;
+  // Makes [offset, offset+length) of `name` act like data not in the page cache: a read that
+  // touches it inside a NonBlockingScope fails with Code::kWouldBlock; a read outside the scope
+  // succeeds and warms the range. Returns false if there is no such export.
+  bool make_cold(const std::string& name, uint64_t offset, uint64_t length);
 
  struct Volume;  // public so the export type in the .cc can name it
 

@@ -10,6 +10,7 @@
 #include "store/store_impl.h"
 #include "util/check.h"
 #include "util/crc32c.h"
+#include "util/nonblocking_scope.h"
 #include "util/zero.h"
 
 namespace arbor {
@@ -385,7 +386,12 @@ void Store::close_volume(VolumeId id) {
 }
 
 Status Store::read(VolumeId id, uint64_t offset, std::span<uint8_t> out) {
-  std::shared_lock lock(impl_->mu);
+  std::shared_lock lock(impl_->mu, std::defer_lock);
+  if (NonBlockingScope::active()) {
+    if (!lock.try_lock()) return would_block("store: a writer holds the lock");
+  } else {
+    lock.lock();
+  }
   Volume* v = impl_->find(id);
   if (v == nullptr) return not_found("volume is gone");
   RETURN_IF_ERROR(check_range(*v, offset, out.size()));

@@ -27,6 +27,8 @@ class RwLock {
   void unlock() { pthread_rwlock_unlock(&lock_); }
   void lock_shared() { ARBOR_CHECK(pthread_rwlock_rdlock(&lock_) == 0); }
   void unlock_shared() { pthread_rwlock_unlock(&lock_); }
+  // False when a writer holds the lock or (writers preferred) waits for it.
+  bool try_lock_shared() { return pthread_rwlock_tryrdlock(&lock_) == 0; }
 
  private:
   pthread_rwlock_t lock_;

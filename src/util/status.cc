@@ -18,6 +18,7 @@ const char* code_name(Code code) {
     case Code::kCorruption: return "corruption";
     case Code::kNotSupported: return "not supported";
     case Code::kInternal: return "internal error";
+    case Code::kWouldBlock: return "would block";
   }
   return "unknown";
 }
@@ -38,6 +39,7 @@ int Status::to_errno() const {
     case Code::kBusy: return EBUSY;
     case Code::kNoSpace: return ENOSPC;
     case Code::kNotSupported: return ENOTSUP;
+    case Code::kWouldBlock: return EAGAIN;
     case Code::kIOError:
     case Code::kCorruption:
     case Code::kInternal: return EIO;

@@ -25,6 +25,7 @@ enum class Code : int {
   kCorruption,       // a checksum or structure check failed: never returned as data
   kNotSupported,
   kInternal,
+  kWouldBlock,       // asked not to wait (NonBlockingScope) and the answer needs a device or a lock
 };
 
 const char* code_name(Code code);
@@ -59,6 +60,7 @@ inline Status io_error(std::string m) { return {Code::kIOError, std::move(m)}; }
 inline Status corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
 inline Status not_supported(std::string m) { return {Code::kNotSupported, std::move(m)}; }
 inline Status internal_error(std::string m) { return {Code::kInternal, std::move(m)}; }
+inline Status would_block(std::string m) { return {Code::kWouldBlock, std::move(m)}; }
 // An I/O error from errno, keeping ENOSPC apart.
 Status errno_status(int err, const std::string& what);
 

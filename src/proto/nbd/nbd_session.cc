@@ -5,6 +5,7 @@
 
 #include "util/check.h"
 #include "util/encoding.h"
+#include "util/nonblocking_scope.h"
 
 namespace arbor::nbd {
 
@@ -404,7 +405,17 @@ void NbdSession::do_read(const Request& r) {
     }
     host_.send(std::move(*buf));
   };
-  run(std::move(work), std::move(reply), options_.offload_all_io);
+  if (!options_.offload_all_io) {
+    // A page-cache hit is served here on the loop; a read that would wait (device, store lock)
+    // goes to a worker, so one cold block does not hold up the requests behind it.
+    Status s;
+    {
+      NonBlockingScope no_wait;
+      s = work();
+    }
+    if (s.code() != Code::kWouldBlock) return reply(s);
+  }
+  run(std::move(work), std::move(reply), true);
 }
 
 void NbdSession::do_write(const Request& r, std::span<const uint8_t> payload) {

@@ -475,6 +475,32 @@ TEST_F(SessionTest, InflightIsBoundedByPausingInput) {
   EXPECT_EQ(catalog.flush_count(), 200u);
 }
 
+TEST_F(SessionTest, ColdReadGoesToWorkerAndHotReadsAreNotHeldBehindIt) {
+  handshake_go("vol", false);
+  Bytes data(8192);
+  for (size_t i = 0; i < data.size(); i++) data[i] = uint8_t(i * 7 + 3);
+  feed(request(kCmdWrite, 1, 0, 8192, 0, data));
+  EXPECT_EQ(simple_reply(1), 0u);
+  ASSERT_TRUE(catalog.make_cold("vol", 0, 4096));
+  host.defer = true;  // workers run only when the test says
+  feed(request(kCmdRead, 2, 0, 4096));     // cold: must not be answered on the loop
+  feed(request(kCmdRead, 3, 4096, 4096));  // hot: answered at once, ahead of the cold one
+  EXPECT_EQ(host.deferred.size(), 1u);
+  EXPECT_EQ(session->inflight(), 1);
+  EXPECT_EQ(simple_reply(3), 0u);
+  EXPECT_EQ(host.take(4096), Bytes(data.begin() + 4096, data.end()));
+  EXPECT_EQ(host.unread(), 0u);
+  host.run_deferred();
+  EXPECT_EQ(simple_reply(2), 0u);
+  EXPECT_EQ(host.take(4096), Bytes(data.begin(), data.begin() + 4096));
+  EXPECT_EQ(session->inflight(), 0);
+  // The worker's blocking read warmed the range: the next read is served on the loop.
+  feed(request(kCmdRead, 4, 0, 4096));
+  EXPECT_TRUE(host.deferred.empty());
+  EXPECT_EQ(simple_reply(4), 0u);
+  EXPECT_EQ(host.take(4096), Bytes(data.begin(), data.begin() + 4096));
+}
+
 TEST_F(SessionTest, CompletionAfterCloseIsDropped) {
   handshake_go("vol", false);
   host.defer = true;

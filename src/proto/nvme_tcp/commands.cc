@@ -6,6 +6,7 @@
 
 #include "proto/nvme_tcp/session.h"
 #include "util/encoding.h"
+#include "util/nonblocking_scope.h"
 
 namespace arbor::nvme_tcp {
 
@@ -245,6 +246,24 @@ Session::Completion Session::blocking_call(const Sqe& sqe, std::function<Status(
                   done.status = status_for(*result, is_write);
                   send_response(sqe, done);
                 });
+  c.deferred = true;
+  return c;
+}
+
+Session::Completion Session::deferred_read(const Sqe& sqe, uint64_t offset, std::vector<uint8_t> buffer) {
+  auto data = std::make_shared<std::vector<uint8_t>>(std::move(buffer));
+  auto result = std::make_shared<Status>();
+  run_blocking_([e = ctrl_->exp, offset, data, result] { *result = e->read(offset, *data); },
+                [this, sqe, data, result] {
+                  Completion done;
+                  done.status = status_for(*result, false);
+                  if (done.status == kScSuccess) {
+                    if (ctrl_) ctrl_->bytes_read.fetch_add(data->size());
+                    send_c2h_data(get_u16(&sqe[kSqeCid]), *data);
+                  }
+                  send_response(sqe, done);
+                });
+  Completion c;
   c.deferred = true;
   return c;
 }
@@ -563,10 +582,19 @@ Session::Completion Session::io(const Sqe& sqe, std::span<const uint8_t> host_da
     case kIoRead: {
       if (!range_ok(slba, nlb)) return c.status = kScLbaRange | kStatusDnr, c;
       if (sgl_len != nlb << kLbaShift) return c.status = kScSglInvalidData | kStatusDnr, c;
-      c.data.resize(nlb << kLbaShift);
-      c.status = status_for(exp->read(slba << kLbaShift, c.data), false);
-      if (c.status != kScSuccess) c.data.clear();
       ctrl_->read_cmds.fetch_add(1);
+      c.data.resize(nlb << kLbaShift);
+      Status read_status;
+      if (run_blocking_) {
+        // A page-cache hit is served on the loop; a read that would wait goes to a worker.
+        NonBlockingScope no_wait;
+        read_status = exp->read(slba << kLbaShift, c.data);
+      } else {
+        read_status = exp->read(slba << kLbaShift, c.data);
+      }
+      if (read_status.code() == Code::kWouldBlock) return deferred_read(sqe, slba << kLbaShift, std::move(c.data));
+      c.status = status_for(read_status, false);
+      if (c.status != kScSuccess) c.data.clear();
       ctrl_->bytes_read.fetch_add(c.data.size());
       return c;
     }

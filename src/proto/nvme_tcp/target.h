@@ -28,7 +28,9 @@ struct NvmeTcpOptions {
   std::string discovery_listen = "127.0.0.1:8009";  // empty: no separate discovery listener
   std::string nqn_prefix = "nqn.2026-01.dev.arbor:";
   int event_loops = 2;
-  int blocking_workers = 2;  // threads for Flush and FUA writes, so a slow one stalls no loop
+  // Threads for Flush, FUA writes and cold reads, so a slow one stalls no loop. Cold reads wait on
+  // the device one per thread: this many is the queue depth the device sees.
+  int blocking_workers = 16;
   // TRADDR the discovery log page reports; empty = the I/O listen host (127.0.0.1 for 0.0.0.0).
   std::string advertised_address;
 };
