@@ -35,6 +35,7 @@ class SimSegmentBackend : public SegmentBackend {
     return Status::ok();
   }
   Status read(SegmentId id, uint64_t off, std::span<uint8_t> out) override {
+    if (disk_->before_read_) disk_->before_read_(id);
     std::lock_guard lock(disk_->mu_);
     ASSIGN_OR_RETURN(SimDisk::Segment * seg, segment_for_io(id));
     auto& s = *seg;

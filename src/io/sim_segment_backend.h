@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,9 @@ class SimDisk {
   void flip_bit(SegmentId segment, uint64_t byte_offset, int bit);
   void fail_io_after(int64_t operations);  // -1 clears
   void set_capacity_bytes(uint64_t bytes) { capacity_bytes_ = bytes; }
+  // Called at the start of every segment read, outside the disk's lock, so a test can hold a
+  // read "on the device" while other threads go on. Set before the reads it should see.
+  void set_before_read(std::function<void(SegmentId)> hook) { before_read_ = std::move(hook); }
   uint64_t bytes_in_use() const;
   uint64_t seed_draw() { return rng_(); }
 
@@ -65,6 +69,7 @@ class SimDisk {
   std::vector<uint8_t> superblock_[2];
   int64_t fail_after_ = -1;
   uint64_t capacity_bytes_ = UINT64_MAX;
+  std::function<void(SegmentId)> before_read_;
 };
 
 }  // namespace arbor

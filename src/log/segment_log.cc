@@ -1,6 +1,7 @@
 #include "log/segment_log.h"
 
 #include <cstring>
+#include <mutex>
 
 #include "util/check.h"
 #include "util/crc32c.h"
@@ -139,6 +140,17 @@ Status SegmentLog::read_blocks(PhysicalBlock first, std::span<uint8_t> out) cons
   return backend_.read(segment_of(first), uint64_t(index_of(first)) * kBlockSizeBytes, out);
 }
 
+bool SegmentLog::in_open_record(PhysicalBlock first, uint64_t count) const {
+  if (!write_record_open_) return false;
+  uint64_t open_first = write_record_at_.value + 1, open_end = open_first + write_header_.entries.size();
+  return first.value < open_end && first.value + count > open_first;
+}
+
+Status SegmentLog::read_written_blocks(PhysicalBlock first, std::span<uint8_t> out) const {
+  ARBOR_CHECK(out.size() % kBlockSizeBytes == 0);
+  return backend_.read(segment_of(first), uint64_t(index_of(first)) * kBlockSizeBytes, out);
+}
+
 Result<RecordHeader> SegmentLog::read_header(SegmentId segment, uint32_t index) const {
   uint8_t block[kBlockSizeBytes];
   RETURN_IF_ERROR(backend_.read(segment, uint64_t(index) * kBlockSizeBytes, std::span(block, kBlockSizeBytes)));
@@ -167,6 +179,7 @@ Status SegmentLog::drop_segment(SegmentId id) {
   ARBOR_CHECK(open_ == nullptr || open_->id != id);
   segments_.erase(id);
   unsynced_.erase(id);
+  std::unique_lock no_readers(drop_mu_);
   return backend_.remove(id);
 }
 

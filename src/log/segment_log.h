@@ -10,13 +10,15 @@
 // block from memory, so a completed write is always visible to reads.
 //
 // Threading: not thread-safe; the Store serializes callers (writes under its exclusive lock,
-// read_blocks under its shared lock, which excludes every mutation here).
+// read_blocks under its shared lock, which excludes every mutation here). The exception is
+// read_written_blocks() under pin_segments(), which a reader may call after leaving the lock.
 #pragma once
 
 #include <atomic>
 #include <map>
 #include <memory>
 #include <set>
+#include <shared_mutex>
 #include <span>
 #include <vector>
 
@@ -68,6 +70,13 @@ class SegmentLog {
 
   // Reads contiguous blocks, from the open WRITE record's memory where they are still there.
   Status read_blocks(PhysicalBlock first, std::span<uint8_t> out) const;
+  // Whether any of `count` blocks from `first` is in the open WRITE record's memory.
+  bool in_open_record(PhysicalBlock first, uint64_t count) const;
+  // Reads blocks already written to the backend (not in the open record). Thread-safe, and needs
+  // no Store lock, while the caller holds pin_segments(): a written block never changes, and
+  // its segment is not dropped (its file recycled) until every pin is released.
+  Status read_written_blocks(PhysicalBlock first, std::span<uint8_t> out) const;
+  std::shared_lock<std::shared_mutex> pin_segments() const { return std::shared_lock(drop_mu_); }
   Result<RecordHeader> read_header(SegmentId segment, uint32_t index) const;
 
   // Segments written since the last call; the caller syncs them (Store::flush, outside its lock).
@@ -83,6 +92,7 @@ class SegmentLog {
 
   const std::map<SegmentId, LogSegment>& segments() const { return segments_; }
   // Forgets a segment and deletes it from the backend (the Store decides when that is safe).
+  // Waits for readers holding pin_segments().
   Status drop_segment(SegmentId id);
   SegmentId open_segment() const { return open_ ? open_->id : 0; }
   uint64_t next_sequence() const { return next_sequence_; }
@@ -110,6 +120,9 @@ class SegmentLog {
   PhysicalBlock write_record_at_;
   RecordHeader write_header_;
   std::vector<uint8_t> write_buffer_;  // kBlockSizeBytes * (1 + kWriteRecordMaxBlocks)
+
+  // Shared by readers outside the Store lock (pin_segments), exclusive in drop_segment.
+  mutable std::shared_mutex drop_mu_;
 };
 
 }  // namespace arbor

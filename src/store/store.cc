@@ -109,7 +109,8 @@ static Status check_range(const Volume& v, uint64_t offset, uint64_t length) {
   return Status::ok();
 }
 
-Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out) {
+Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out,
+                                std::shared_lock<RwLock>* release) {
   if (out.empty()) return Status::ok();
   uint64_t first = offset / kBlockSizeBytes;
   uint64_t last = (offset + out.size() - 1) / kBlockSizeBytes;
@@ -125,46 +126,64 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
     entries = large;
   }
   RETURN_IF_ERROR(map.lookup(v.root, first, entries));
+  // Whole blocks land in `blocks`: `out` itself when the read is block-aligned, else a scratch
+  // buffer whose edges are copied out at the end.
   bool aligned = offset % kBlockSizeBytes == 0 && out.size() % kBlockSizeBytes == 0;
   std::vector<uint8_t> scratch;
+  if (!aligned) scratch.resize(n * kBlockSizeBytes);
+  uint8_t* blocks = aligned ? out.data() : scratch.data();
+  // Runs of physically consecutive blocks, one device read each, made after `release` is unlocked.
+  struct Run {
+    PhysicalBlock first;
+    uint64_t index, count;
+  };
+  std::array<Run, 16> small_runs;
+  std::vector<Run> large_runs;
+  size_t run_count = 0;
   uint64_t i = 0;
   while (i < n) {
+    uint8_t* dst = blocks + i * kBlockSizeBytes;
     if (entries[i].block.is_null()) {
-      uint64_t lo = std::max(offset, (first + i) * kBlockSizeBytes);
-      uint64_t hi = std::min(offset + out.size(), (first + i + 1) * kBlockSizeBytes);
-      std::memset(out.data() + (lo - offset), 0, hi - lo);
+      std::memset(dst, 0, kBlockSizeBytes);
       i++;
       continue;
     }
-    // A run of physically consecutive blocks is one device read.
     uint64_t run = 1;
     while (i + run < n && entries[i + run].block.value == entries[i].block.value + run &&
            segment_of(entries[i + run].block) == segment_of(entries[i].block)) {
       run++;
     }
-    uint8_t* dst;
-    if (aligned) {
-      dst = out.data() + i * kBlockSizeBytes;
+    if (release == nullptr || log.in_open_record(entries[i].block, run)) {
+      // Blocks still in the log's write buffer change under the next write: copy them now.
+      RETURN_IF_ERROR(log.read_blocks(entries[i].block, std::span(dst, run * kBlockSizeBytes)));
+    } else if (run_count < small_runs.size()) {
+      small_runs[run_count++] = Run{entries[i].block, i, run};
     } else {
-      scratch.resize(run * kBlockSizeBytes);
-      dst = scratch.data();
-    }
-    RETURN_IF_ERROR(log.read_blocks(entries[i].block, std::span(dst, run * kBlockSizeBytes)));
-    for (uint64_t j = 0; j < run; j++) {
-      if (crc32c(dst + j * kBlockSizeBytes, kBlockSizeBytes) != entries[i + j].crc) {
-        return corruption("checksum mismatch in block " + std::to_string(first + i + j) + " of '" + v.name + "'");
-      }
-    }
-    if (!aligned) {
-      for (uint64_t j = 0; j < run; j++) {
-        uint64_t block_start = (first + i + j) * kBlockSizeBytes;
-        uint64_t lo = std::max(offset, block_start);
-        uint64_t hi = std::min(offset + out.size(), block_start + kBlockSizeBytes);
-        std::memcpy(out.data() + (lo - offset), dst + j * kBlockSizeBytes + (lo - block_start), hi - lo);
-      }
+      if (large_runs.empty()) large_runs.assign(small_runs.begin(), small_runs.end());
+      large_runs.push_back(Run{entries[i].block, i, run});
+      run_count++;
     }
     i += run;
   }
+  std::string name_for_errors = v.name;  // `v` may change once the lock is released
+  if (run_count > 0) {
+    // The device reads wait for the disk on a cold cache: not under the store lock, where they
+    // would hold up every writer. The pin keeps their segments from being dropped and recycled.
+    std::shared_lock pin = log.pin_segments();
+    release->unlock();
+    std::span<const Run> runs = large_runs.empty() ? std::span<const Run>(small_runs.data(), run_count)
+                                                   : std::span<const Run>(large_runs);
+    for (const Run& r : runs) {
+      RETURN_IF_ERROR(log.read_written_blocks(r.first, std::span(blocks + r.index * kBlockSizeBytes, r.count * kBlockSizeBytes)));
+    }
+  }
+  for (uint64_t j = 0; j < n; j++) {
+    if (entries[j].block.is_null()) continue;
+    if (crc32c(blocks + j * kBlockSizeBytes, kBlockSizeBytes) != entries[j].crc) {
+      return corruption("checksum mismatch in block " + std::to_string(first + j) + " of '" + name_for_errors + "'");
+    }
+  }
+  if (!aligned) std::memcpy(out.data(), scratch.data() + (offset - first * kBlockSizeBytes), out.size());
   return Status::ok();
 }
 
@@ -395,7 +414,7 @@ Status Store::read(VolumeId id, uint64_t offset, std::span<uint8_t> out) {
   Volume* v = impl_->find(id);
   if (v == nullptr) return not_found("volume is gone");
   RETURN_IF_ERROR(check_range(*v, offset, out.size()));
-  return impl_->read_locked(*v, offset, out);
+  return impl_->read_locked(*v, offset, out, &lock);
 }
 
 Status Store::write(VolumeId id, uint64_t offset, std::span<const uint8_t> data) {

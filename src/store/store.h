@@ -10,6 +10,10 @@
 // Threading: every public method is thread-safe. Reads run concurrently with each other; writes,
 // trims and control operations are serialized by one lock (a write's page-cache copy is a few µs).
 // flush() waits for the device outside that lock, so it does not stall other volumes' writes.
+// read() holds the lock (shared) only for the map lookup; it reads segment files after releasing
+// it, under a pin that keeps those segments from being dropped, so a read that waits for the disk
+// holds up no write. Inside a NonBlockingScope (util/nonblocking_scope.h), read() returns
+// kWouldBlock instead of waiting for the lock or the disk.
 //
 // Durability: writes are journalled (a WRITE record holds the data and its logical address) and
 // durable after flush(). Control operations (create, branch, snapshot, delete, resize) are

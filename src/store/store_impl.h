@@ -100,7 +100,9 @@ struct Store::Impl {
   // store.cc helpers. REQUIRES: mu held (shared is enough for find and read_locked).
   Volume* find(std::string_view name);
   Volume* find(VolumeId id);
-  Status read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out);
+  // With `release`, the lock it holds is unlocked before any wait for the device (the map lookup
+  // and the log's write buffer need it; segment files do not): `v` must not be used after.
+  Status read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out, std::shared_lock<RwLock>* release = nullptr);
   Status write_block_locked(Volume& v, uint64_t block, std::span<const uint8_t> data);
   Status writable(const Volume& v) const;
   Status journal_trim_locked(Volume& v, uint64_t first, uint64_t count);

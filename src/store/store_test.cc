@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <random>
 
 #include "io/file_segment_backend.h"
@@ -504,6 +505,43 @@ TEST(StoreConcurrency, WritersReadersBranchesAndCleanerTogether) {
   store.close_volume(v);
   EXPECT_TRUE(store.verify().is_ok());
   (void)stop;
+}
+
+TEST(StoreConcurrency, AReadWaitingOnTheDeviceHoldsNoLockAgainstWriters) {
+  SimDisk disk(11);
+  auto opened = Store::open(disk.mount(), StoreOptions{}, true);
+  ASSERT_TRUE(opened.is_ok());
+  Store& store = **opened;
+  ASSERT_TRUE(store.create_volume("v", mib(1)).is_ok());
+  VolumeId v = *store.open_volume("v");
+  std::vector<uint8_t> before(64 * 1024, 0xA1), after(64 * 1024, 0xB2), got(64 * 1024);
+  ASSERT_TRUE(store.write(v, 0, before).is_ok());
+  ASSERT_TRUE(store.checkpoint().is_ok());  // the blocks leave the log's write buffer for the disk
+  ASSERT_TRUE(store.read(v, 0, got).is_ok());  // and the map's nodes are cached: only data is read below
+
+  std::atomic<bool> armed{true};
+  std::promise<void> parked, release;
+  std::shared_future<void> released = release.get_future().share();
+  disk.set_before_read([&](SegmentId) {
+    if (!armed.exchange(false)) return;
+    parked.set_value();
+    released.wait();
+  });
+  auto reader = std::async(std::launch::async, [&] { return store.read(v, 0, got); });
+  ASSERT_EQ(parked.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  // The reader is inside its device read. A write (the store's exclusive lock) must not wait for it.
+  auto writer = std::async(std::launch::async, [&] { return store.write(v, 0, after); });
+  bool wrote_meanwhile = writer.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  release.set_value();
+  EXPECT_TRUE(wrote_meanwhile) << "a write waited for another read's device I/O";
+  EXPECT_TRUE(writer.get().is_ok());
+  ASSERT_TRUE(reader.get().is_ok());
+  EXPECT_EQ(got, before);  // the read returns the point it started at, checksums intact
+  disk.set_before_read({});
+  ASSERT_TRUE(store.read(v, 0, got).is_ok());
+  EXPECT_EQ(got, after);
+  store.close_volume(v);
+  EXPECT_TRUE(store.verify().is_ok());
 }
 
 }  // namespace
