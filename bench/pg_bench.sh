@@ -142,29 +142,22 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
   # itself warms the cache. Both servers then wait on the disk; this shows whether a server keeps
   # the queue depth the client gives it (arbord: reads that miss go to workers, see
   # util/nonblocking_scope.h) or reads one block at a time.
-  run_cold() { sync; echo 3 > /proc/sys/vm/drop_caches; run "$1" randread "$2" 2; }
+  run_cold() { sync; echo 3 > /proc/sys/vm/drop_caches; run "$1" "$2" "$3" 2; }
+  row() {  # label rw depth runner: $ROUNDS alternating pairs, one table row of medians
+    local KS="" AS="" PAIRS="" k a
+    for _ in $(seq "$ROUNDS"); do
+      k=$("$4" "$K_URI" "$2" "$3"); a=$("$4" "$A_URI" "$2" "$3")
+      KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "
+    done
+    k=$(echo "$KS" | median); a=$(echo "$AS" | median)
+    echo "| $1 | $3 | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS|"
+  }
   echo
   echo "### fio 4 KiB random I/O through NBD (unix socket, 1 GiB, ${FIO_S} s per run, $ROUNDS rounds alternating)"
   echo "| workload | qd | nbdkit file (baseline): median IOPS | arbord: median IOPS | arbord / nbdkit (medians) | each pair |"
   echo "|---|---|---|---|---|---|"
   for rw in randread randwrite; do
-    for qd in 1 32; do
-      KS=""; AS=""; PAIRS=""
-      for _ in $(seq "$ROUNDS"); do
-        k=$(run "$K_URI" $rw $qd); a=$(run "$A_URI" $rw $qd)
-        KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "
-      done
-      k=$(echo "$KS" | median); a=$(echo "$AS" | median)
-      echo "| $rw | $qd | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS|"
-    done
+    for qd in 1 32; do row "$rw" "$rw" "$qd" run; done
   done
-  for qd in 1 32; do
-    KS=""; AS=""; PAIRS=""
-    for _ in $(seq "$ROUNDS"); do
-      k=$(run_cold "$K_URI" $qd); a=$(run_cold "$A_URI" $qd)
-      KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "
-    done
-    k=$(echo "$KS" | median); a=$(echo "$AS" | median)
-    echo "| randread, cold cache (2 s) | $qd | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS|"
-  done
+  for qd in 1 32; do row "randread, cold cache (2 s)" randread "$qd" run_cold; done
 fi

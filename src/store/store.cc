@@ -109,6 +109,19 @@ static Status check_range(const Volume& v, uint64_t offset, uint64_t length) {
   return Status::ok();
 }
 
+std::string Store::Impl::name_of_relocking(VolumeId id, std::shared_lock<RwLock>* released) {
+  std::string fallback = "volume " + std::to_string(id);
+  if (released != nullptr && !released->owns_lock()) {
+    if (!NonBlockingScope::active()) {
+      released->lock();
+    } else if (!released->try_lock()) {
+      return fallback;
+    }
+  }
+  const Volume* v = find(id);
+  return v != nullptr ? v->name : fallback;
+}
+
 Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out,
                                 std::shared_lock<RwLock>* release) {
   if (out.empty()) return Status::ok();
@@ -137,8 +150,15 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
     PhysicalBlock first;
     uint64_t index, count;
   };
-  std::array<Run, 16> small_runs;
+  std::array<Run, 16> small_runs;  // at most one run per block, like `entries`
   std::vector<Run> large_runs;
+  std::span<Run> runs;
+  if (n <= small_runs.size()) {
+    runs = small_runs;
+  } else {
+    large_runs.resize(n);
+    runs = large_runs;
+  }
   size_t run_count = 0;
   uint64_t i = 0;
   while (i < n) {
@@ -156,31 +176,26 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
     if (release == nullptr || log.in_open_record(entries[i].block, run)) {
       // Blocks still in the log's write buffer change under the next write: copy them now.
       RETURN_IF_ERROR(log.read_blocks(entries[i].block, std::span(dst, run * kBlockSizeBytes)));
-    } else if (run_count < small_runs.size()) {
-      small_runs[run_count++] = Run{entries[i].block, i, run};
     } else {
-      if (large_runs.empty()) large_runs.assign(small_runs.begin(), small_runs.end());
-      large_runs.push_back(Run{entries[i].block, i, run});
-      run_count++;
+      runs[run_count++] = Run{entries[i].block, i, run};
     }
     i += run;
   }
-  std::string name_for_errors = v.name;  // `v` may change once the lock is released
+  const VolumeId id = v.id;  // `v` may be renamed or gone once the lock is released
   if (run_count > 0) {
     // The device reads wait for the disk on a cold cache: not under the store lock, where they
     // would hold up every writer. The pin keeps their segments from being dropped and recycled.
     std::shared_lock pin = log.pin_segments();
     release->unlock();
-    std::span<const Run> runs = large_runs.empty() ? std::span<const Run>(small_runs.data(), run_count)
-                                                   : std::span<const Run>(large_runs);
-    for (const Run& r : runs) {
+    for (const Run& r : runs.first(run_count)) {
       RETURN_IF_ERROR(log.read_written_blocks(r.first, std::span(blocks + r.index * kBlockSizeBytes, r.count * kBlockSizeBytes)));
     }
   }
   for (uint64_t j = 0; j < n; j++) {
     if (entries[j].block.is_null()) continue;
     if (crc32c(blocks + j * kBlockSizeBytes, kBlockSizeBytes) != entries[j].crc) {
-      return corruption("checksum mismatch in block " + std::to_string(first + j) + " of '" + name_for_errors + "'");
+      return corruption("checksum mismatch in block " + std::to_string(first + j) + " of '" +
+                        name_of_relocking(id, release) + "'");
     }
   }
   if (!aligned) std::memcpy(out.data(), scratch.data() + (offset - first * kBlockSizeBytes), out.size());

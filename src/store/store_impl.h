@@ -103,6 +103,9 @@ struct Store::Impl {
   // With `release`, the lock it holds is unlocked before any wait for the device (the map lookup
   // and the log's write buffer need it; segment files do not): `v` must not be used after.
   Status read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out, std::shared_lock<RwLock>* release = nullptr);
+  // For an error message after read_locked let go of the lock: takes it back (only try-locks
+  // inside a NonBlockingScope) and names volume `id`, or says its id if it is gone.
+  std::string name_of_relocking(VolumeId id, std::shared_lock<RwLock>* released);
   Status write_block_locked(Volume& v, uint64_t block, std::span<const uint8_t> data);
   Status writable(const Volume& v) const;
   Status journal_trim_locked(Volume& v, uint64_t first, uint64_t count);

@@ -3,6 +3,7 @@
 // Dataset Management). Each returns a Completion; session.cc moves the bytes.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "proto/nvme_tcp/session.h"
 #include "util/encoding.h"
@@ -217,9 +218,9 @@ Session::Completion Session::property_set(const Sqe& sqe) {
     // that is going away).
     ctrl_->csts = (ctrl_->csts & ~(3u << 2)) | kCstsShstOccurring;
     auto ctrl = ctrl_;
-    auto mark_complete = [ctrl] { ctrl->csts = (ctrl->csts & ~(3u << 2)) | kCstsShstComplete; };
+    auto mark_complete = [ctrl](Completion&) { ctrl->csts = (ctrl->csts & ~(3u << 2)) | kCstsShstComplete; };
     if (!ctrl_->exp) {
-      mark_complete();
+      mark_complete(c);
       return c;
     }
     return blocking_call(sqe, [e = ctrl_->exp] {
@@ -231,39 +232,22 @@ Session::Completion Session::property_set(const Sqe& sqe) {
 }
 
 Session::Completion Session::blocking_call(const Sqe& sqe, std::function<Status()> call, bool is_write,
-                                           std::function<void()> on_done) {
+                                           std::function<void(Completion&)> on_done) {
   Completion c;
   if (!run_blocking_) {
     c.status = status_for(call(), is_write);
-    if (on_done) on_done();
+    if (on_done) on_done(c);
     return c;
   }
   auto result = std::make_shared<Status>();
   run_blocking_([call = std::move(call), result] { *result = call(); },
                 [this, sqe, result, is_write, on_done = std::move(on_done)] {
-                  if (on_done) on_done();
                   Completion done;
                   done.status = status_for(*result, is_write);
+                  if (on_done) on_done(done);
+                  if (done.status == kScSuccess && !done.data.empty()) send_c2h_data(get_u16(&sqe[kSqeCid]), done.data);
                   send_response(sqe, done);
                 });
-  c.deferred = true;
-  return c;
-}
-
-Session::Completion Session::deferred_read(const Sqe& sqe, uint64_t offset, std::vector<uint8_t> buffer) {
-  auto data = std::make_shared<std::vector<uint8_t>>(std::move(buffer));
-  auto result = std::make_shared<Status>();
-  run_blocking_([e = ctrl_->exp, offset, data, result] { *result = e->read(offset, *data); },
-                [this, sqe, data, result] {
-                  Completion done;
-                  done.status = status_for(*result, false);
-                  if (done.status == kScSuccess) {
-                    if (ctrl_) ctrl_->bytes_read.fetch_add(data->size());
-                    send_c2h_data(get_u16(&sqe[kSqeCid]), *data);
-                  }
-                  send_response(sqe, done);
-                });
-  Completion c;
   c.deferred = true;
   return c;
 }
@@ -585,14 +569,21 @@ Session::Completion Session::io(const Sqe& sqe, std::span<const uint8_t> host_da
       ctrl_->read_cmds.fetch_add(1);
       c.data.resize(nlb << kLbaShift);
       Status read_status;
-      if (run_blocking_) {
+      {
         // A page-cache hit is served on the loop; a read that would wait goes to a worker.
-        NonBlockingScope no_wait;
-        read_status = exp->read(slba << kLbaShift, c.data);
-      } else {
+        std::optional<NonBlockingScope> no_wait;
+        if (run_blocking_) no_wait.emplace();
         read_status = exp->read(slba << kLbaShift, c.data);
       }
-      if (read_status.code() == Code::kWouldBlock) return deferred_read(sqe, slba << kLbaShift, std::move(c.data));
+      if (read_status.code() == Code::kWouldBlock) {
+        auto data = std::make_shared<std::vector<uint8_t>>(std::move(c.data));
+        return blocking_call(sqe, [e = ctrl_->exp, off = slba << kLbaShift, data] { return e->read(off, *data); }, false,
+                             [this, data](Completion& done) {
+                               if (done.status != kScSuccess) return;
+                               if (ctrl_) ctrl_->bytes_read.fetch_add(data->size());
+                               done.data = std::move(*data);
+                             });
+      }
       c.status = status_for(read_status, false);
       if (c.status != kScSuccess) c.data.clear();
       ctrl_->bytes_read.fetch_add(c.data.size());

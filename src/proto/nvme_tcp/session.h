@@ -111,13 +111,11 @@ class Session {
   std::vector<uint8_t> discovery_log() const;
   std::vector<uint8_t> smart_log() const;
   void release_controller();
-  // Finishes a read that would have waited on the loop: reads on a worker, then sends data and
-  // response from the loop.
-  Completion deferred_read(const Sqe& sqe, uint64_t offset, std::vector<uint8_t> buffer);
   // Runs `call` inline or through run_blocking_, then answers `sqe` with its status.
-  // `on_done` runs on the session's thread just before the response is queued.
+  // `on_done` runs on the session's thread just before the response is queued; controller-to-host
+  // data it puts in the completion goes out first (a read finished on a worker).
   Completion blocking_call(const Sqe& sqe, std::function<Status()> call, bool is_write,
-                           std::function<void()> on_done = {});
+                           std::function<void(Completion&)> on_done = {});
 
   TargetContext& ctx_;
   uint64_t now_ms_ = 0;

@@ -926,60 +926,49 @@ TEST(SessionMore, FlushAndFuaWritesRunOffTheLoopAndAnswerWhenDone) {
   EXPECT_EQ(admin.run(admin.capsule(csts)).second & 0xC, kCstsShstComplete);
 }
 
-TEST(SessionMore, ColdReadRunsOffTheLoopAndHotReadsAreNotHeldBehindIt) {
-  proto::MemoryCatalog catalog;
-  catalog.add("vol", 1 << 20);
-  StaticHostAllowList allow;
-  TargetContext ctx;
-  ctx.catalog = &catalog;
-  ctx.allow = &allow;
-  ctx.nqn_prefix = kPrefix;
-  std::vector<std::pair<std::function<void()>, std::function<void()>>> queued;
-  auto pool = [&](std::function<void()> work, std::function<void()> done) { queued.emplace_back(work, done); };
+TEST_F(SessionTest, ColdReadRunsOffTheLoopAndHotReadsAreNotHeldBehindIt) {
   Host admin(ctx);
   admin.handshake();
   uint16_t cntlid = 0;
-  ASSERT_EQ(admin.admin_connect(std::string(kPrefix) + "vol", &cntlid), 0);
-  Host io(ctx);
-  io.s.set_run_blocking(pool);
-  io.handshake();
-  ASSERT_EQ(io.connect(std::string(kPrefix) + "vol", 1, cntlid), 0);
+  ASSERT_EQ(admin.admin_connect(nqn("vol"), &cntlid), 0);
+  auto io = io_host(admin, cntlid);
+  // A pretend worker pool: queue the work, run it (and its `done`) when the test says so.
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> queued;
+  io->s.set_run_blocking([&](std::function<void()> work, std::function<void()> done) { queued.emplace_back(work, done); });
 
   std::vector<uint8_t> blocks(8192);
   for (size_t i = 0; i < blocks.size(); i++) blocks[i] = uint8_t(i * 5 + 1);
-  Sqe w = Host::sqe(kIoWrite, 1, 1);
-  put_u32(&w[48], 1);  // NLB 2 (0's based)
+  Sqe w = rw(kIoWrite, 1, 0, 2);
   Host::sgl(w, kSglDataBlockOffset, 8192);
-  ASSERT_EQ(io.run(io.capsule(w, blocks)).first, 0);
+  ASSERT_EQ(io->run(io->capsule(w, blocks)).first, 0);
   ASSERT_TRUE(catalog.make_cold("vol", 0, 4096));
 
-  auto read_sqe = [](uint16_t cid, uint64_t lba) {
-    Sqe r = Host::sqe(kIoRead, cid, 1);
-    put_u64(&r[40], lba);
+  auto read_sqe = [&](uint16_t cid, uint64_t lba) {
+    Sqe r = rw(kIoRead, cid, lba, 1);
     Host::sgl(r, kSglTransportDataBlock, 4096);
     return r;
   };
-  io.feed(io.capsule(read_sqe(2, 0)));  // cold
-  EXPECT_TRUE(io.out.empty());
+  io->feed(io->capsule(read_sqe(2, 0)));  // cold
+  EXPECT_TRUE(io->out.empty());
   ASSERT_EQ(queued.size(), 1u);
   std::vector<uint8_t> got;
-  ASSERT_EQ(io.run(io.capsule(read_sqe(3, 1)), &got).first, 0);  // hot: answered meanwhile
+  ASSERT_EQ(io->run(io->capsule(read_sqe(3, 1)), &got).first, 0);  // hot: answered meanwhile
   EXPECT_EQ(got, std::vector<uint8_t>(blocks.begin() + 4096, blocks.end()));
   queued[0].first();
   queued[0].second();
   queued.clear();
-  io.feed({});
-  Pdu data = io.next();
+  io->feed({});
+  Pdu data = io->next();
   ASSERT_EQ(data.type(), kC2HData);
   EXPECT_EQ(get_u16(&data.b[8]), 2);
   EXPECT_EQ(std::vector<uint8_t>(data.b.begin() + data.b[3], data.b.end()),
             std::vector<uint8_t>(blocks.begin(), blocks.begin() + 4096));
-  Pdu resp = io.next();
+  Pdu resp = io->next();
   ASSERT_EQ(resp.type(), kCapsuleResp);
   EXPECT_EQ(get_u16(&resp.b[8 + 12]), 2);
   EXPECT_EQ(get_u16(&resp.b[8 + 14]) >> 1, 0);
   // Warm now: served on the loop.
-  ASSERT_EQ(io.run(io.capsule(read_sqe(4, 0)), &got).first, 0);
+  ASSERT_EQ(io->run(io->capsule(read_sqe(4, 0)), &got).first, 0);
   EXPECT_TRUE(queued.empty());
   EXPECT_EQ(got, std::vector<uint8_t>(blocks.begin(), blocks.begin() + 4096));
 }
