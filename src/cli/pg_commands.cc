@@ -285,21 +285,26 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
   ASSIGN_OR_RETURN(auto env, prepare(ctx));
   ASSIGN_OR_RETURN(pg::Record rec, pg::load_record(ctx.store_dir, name));
   pg::Paths p = pg::paths_for(ctx.store_dir, name);
-  if (pg::running_pid(p) != 0) {
+  ASSIGN_OR_RETURN(std::string device, attached_device(env.api, name));
+  // Mounted on a device this arbord did not make: the arbord that served it stopped or died
+  // (kill -9, OOM), so the file system has lost its storage and a server on it is failing.
+  const bool storage_gone = device.empty() && pg::is_mounted(p.mount_dir);
+  if (pg::running_pid(p) != 0 && !storage_gone) {
     if (!ctx.json) std::printf("Postgres %s already runs: %s\n", name.c_str(), connection_string(rec.port).c_str());
     if (ctx.json) print_json({{"name", name}, {"port", rec.port}, {"connection", connection_string(rec.port)}});
     return Status::ok();
+  }
+  if (storage_gone) {
+    // Take it down and start again on the volume as the store has it: what was flushed (every
+    // commit) is there, and Postgres recovers from its WAL.
+    RETURN_IF_ERROR(pg::stop_server(env.bindir, p, /*immediate=*/true));
+    RETURN_IF_ERROR(pg::unmount(p.mount_dir));
   }
   if (port_flag != 0 && port_flag != rec.port) {
     ASSIGN_OR_RETURN(rec.port, choose_port(ctx.store_dir, name, port_flag, p));
   } else if (!pg::port_free(rec.port, p.socket_dir)) {
     return busy("port " + std::to_string(rec.port) + " of Postgres " + name +
                 " is in use (choose another: arbor pg start " + name + " --port P)");
-  }
-  ASSIGN_OR_RETURN(std::string device, attached_device(env.api, name));
-  if (device.empty() && pg::is_mounted(p.mount_dir)) {
-    // Mounted on a device the daemon no longer has (arbord restarted): let it go first.
-    RETURN_IF_ERROR(pg::unmount(p.mount_dir));
   }
   auto t0 = Clock::now();
   ASSIGN_OR_RETURN(device, ensure_attached(env.api, name));

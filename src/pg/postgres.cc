@@ -8,11 +8,13 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <chrono>
 #include <functional>
@@ -130,9 +132,28 @@ Paths paths_for(const std::string& store_dir, const std::string& name) {
   return p;
 }
 
-bool port_free(int port, const std::string& socket_dir) {
+namespace {
+
+// A socket file a server listens on. One left by a server that died (a PANIC, or its storage
+// gone with a crashed arbord) refuses connections: Postgres replaces it when it starts.
+bool unix_socket_live(const std::string& path) {
   struct stat st;
-  if (stat((socket_dir + "/.s.PGSQL." + std::to_string(port)).c_str(), &st) == 0) return false;
+  if (stat(path.c_str(), &st) != 0) return false;
+  sockaddr_un sa{};
+  if (!S_ISSOCK(st.st_mode) || path.size() >= sizeof sa.sun_path) return true;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return true;
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, path.c_str(), path.size());
+  bool live = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 || errno != ECONNREFUSED;
+  close(fd);
+  return live;
+}
+
+}  // namespace
+
+bool port_free(int port, const std::string& socket_dir) {
+  if (unix_socket_live(socket_dir + "/.s.PGSQL." + std::to_string(port))) return false;
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   int one = 1;
@@ -164,14 +185,32 @@ Status make_filesystem(const std::string& device) {
                      "mkfs.ext4 on " + device);
 }
 
-bool is_mounted(const std::string& mount_dir) {
+std::string mounted_device(const std::string& mount_dir) {
   std::ifstream mounts("/proc/mounts");
   std::string dev, dir, rest;
   while (mounts >> dev >> dir && std::getline(mounts, rest)) {
-    if (dir == mount_dir) return true;
+    if (dir == mount_dir) return dev;
   }
-  return false;
+  return "";
 }
+
+bool is_mounted(const std::string& mount_dir) { return !mounted_device(mount_dir).empty(); }
+
+namespace {
+
+// A loop device whose backing file is gone: the one-file FUSE disk of an arbord that died (kill -9,
+// OOM) while the volume was attached. Nothing else will ever detach it.
+void detach_orphaned_loop(const std::string& device) {
+  if (device.rfind("/dev/loop", 0) != 0) return;
+  std::ifstream f("/sys/block/" + device.substr(5) + "/loop/backing_file");
+  std::string backing;
+  std::getline(f, backing);
+  const std::string deleted = " (deleted)";
+  if (backing.size() < deleted.size() || backing.compare(backing.size() - deleted.size(), deleted.size(), deleted) != 0) return;
+  (void)run_checked({"losetup", "-d", device}, "losetup -d " + device);
+}
+
+}  // namespace
 
 Status mount_device(const std::string& device, const std::string& mount_dir) {
   if (is_mounted(mount_dir)) return Status::ok();
@@ -202,14 +241,17 @@ Status checkpoint_journal(const std::string& mount_dir) {
 }
 
 Status unmount(const std::string& mount_dir) {
+  const std::string device = mounted_device(mount_dir);
   // A process that just exited may still hold a file for a moment: retry "busy" for ~5 s.
   Status st;
   for (int i = 0; i < 50 && is_mounted(mount_dir); ++i) {
     st = run_checked({"umount", mount_dir}, "umount " + mount_dir);
-    if (st.is_ok()) return st;
+    if (st.is_ok()) break;
     usleep(100 * 1000);
   }
-  return is_mounted(mount_dir) ? st : Status::ok();
+  if (is_mounted(mount_dir)) return st;
+  detach_orphaned_loop(device);
+  return Status::ok();
 }
 
 Status init_cluster(const std::string& bindir, const Paths& p) {
@@ -402,19 +444,30 @@ Status start_branch_server(const std::string& bindir, const Paths& p, int port) 
 
 // Polls until `pid` has exited (pg_ctl -w returns once postmaster.pid is gone, a moment before the
 // process closes its files: unmounting earlier fails with "target is busy").
-void wait_gone(pid_t pid) {
-  for (int i = 0; i < 1000 && kill(pid, 0) == 0; ++i) usleep(10 * 1000);
+void wait_gone(pid_t pid, int max_ms = 10000) {
+  for (int i = 0; i < max_ms / 10 && kill(pid, 0) == 0; ++i) usleep(10 * 1000);
 }
 
-Status stop_server(const std::string& bindir, const Paths& p) {
+Status stop_server(const std::string& bindir, const Paths& p, bool immediate) {
   pid_t pid = running_pid(p);
   if (pid == 0) return Status::ok();
+  if (immediate) {
+    // Signals, not pg_ctl: pg_ctl waits for postmaster.pid to go, which a server cannot remove
+    // from a file system whose device is gone. SIGQUIT is Postgres's immediate shutdown.
+    kill(pid, SIGQUIT);
+    wait_gone(pid, 10000);
+    if (kill(pid, 0) == 0) {
+      kill(pid, SIGKILL);
+      wait_gone(pid, 5000);
+    }
+    if (kill(pid, 0) == 0) return busy("Postgres (pid " + std::to_string(pid) + ") does not exit");
+    return Status::ok();
+  }
   struct Wait {
     pid_t pid;
     ~Wait() { wait_gone(pid); }
   } wait{pid};
-  Status st = run_checked(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-w", "-t", "60", "-s",
-                                       "-m", "fast", "stop"}),
+  Status st = run_checked(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-w", "-t", "60", "-s", "-m", "fast", "stop"}),
                           "pg_ctl stop");
   if (st.is_ok() || running_pid(p) == 0) return Status::ok();
   return run_checked(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-w", "-t", "60", "-s", "-m",

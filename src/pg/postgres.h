@@ -43,8 +43,8 @@ struct Paths {
 };
 Paths paths_for(const std::string& store_dir, const std::string& name);
 
-// True when nothing listens on 127.0.0.1:port (we can bind it) and no unix socket of that port
-// exists in `socket_dir`.
+// True when nothing listens on 127.0.0.1:port (we can bind it) nor on that port's unix socket in
+// `socket_dir` (a socket file nobody listens on is stale, not in use).
 bool port_free(int port, const std::string& socket_dir);
 // The first free port from 5433 up, skipping `taken` (ports recorded for other servers).
 Result<int> pick_port(const std::vector<int>& taken, const std::string& socket_dir);
@@ -53,9 +53,12 @@ Result<int> pick_port(const std::vector<int>& taken, const std::string& socket_d
 Status make_filesystem(const std::string& device);
 // Mounts `device` (ext4) on `mount_dir`, creating the directory. No-op when already mounted there.
 Status mount_device(const std::string& device, const std::string& mount_dir);
-// Unmounts `mount_dir` when mounted there.
+// Unmounts `mount_dir` when mounted there. A loop device left orphaned under it (its FUSE disk
+// died with a killed arbord) is detached too.
 Status unmount(const std::string& mount_dir);
 bool is_mounted(const std::string& mount_dir);
+// The device mounted on `mount_dir`, "" when none.
+std::string mounted_device(const std::string& mount_dir);
 // Writes every committed ext4 journal transaction of the file system mounted at `mount_dir` to its
 // home location and marks the journal empty (EXT4_IOC_CHECKPOINT). A crash-consistent copy taken
 // right after then mounts without replaying the journal. A no-op before Linux 5.13 and without a
@@ -84,8 +87,10 @@ Status start_server(const std::string& bindir, const Paths& p, int port, const s
 // Starts a server on a branch's crash-consistent image: WAL replay as a standby, then promotion, so
 // it accepts writes without waiting for an end-of-recovery checkpoint.
 Status start_branch_server(const std::string& bindir, const Paths& p, int port);
-// pg_ctl stop -m fast, falling back to immediate. No-op when not running.
-Status stop_server(const std::string& bindir, const Paths& p);
+// pg_ctl stop -m fast, falling back to immediate. With `immediate`, Postgres's immediate shutdown
+// at once (SIGQUIT, then SIGKILL): for a server whose storage is gone, which can write nothing.
+// No-op when not running.
+Status stop_server(const std::string& bindir, const Paths& p, bool immediate = false);
 
 // Runs SQL through psql as postgres on `port`; returns its stdout (tuples only, unaligned).
 Result<std::string> run_sql(const std::string& bindir, int port, const std::string& sql);

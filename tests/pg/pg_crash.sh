@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# kill -9 of arbord under a Postgres that commits: every commit Postgres acknowledged is there after
+# `arbor pg start`, which is the one command that brings the server back (it takes down the server
+# left on the dead device, its orphaned loop device and stale socket, then attaches again).
+source "$(dirname "$0")/lib.sh" "$@"
+
+step "a server under pgbench, and a client that logs each commit Postgres acknowledged"
+"$ARBOR" pg create a --size 1G
+sql a "create table acked (id int primary key)"
+pgbench_on "$(port_of a)" -i -s 1 -q >/dev/null 2>&1
+pgbench_on "$(port_of a)" -c 2 -T 120 >"$WORK/pgbench.log" 2>&1 &
+BG_PIDS+=($!)
+port=$(port_of a)
+(
+  # psql itself, not `arbor pg psql`: the arbor CLI would start a new arbord once this one is killed.
+  i=0
+  while "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -c "insert into acked values ($((i + 1)))" postgres >/dev/null 2>&1; do
+    i=$((i + 1))
+    echo "$i" >>"$WORK/acked"
+  done
+) &
+BG_PIDS+=($!)
+orphans_before=$(losetup -a | grep -c '(deleted)' || true)
+acked_at_least() { [ -f "$WORK/acked" ] && [ "$(wc -l <"$WORK/acked")" -ge "$1" ]; }
+wait_for "50 acknowledged commits" 60 acked_at_least 50
+
+step "kill -9 arbord while both write"
+kill -9 "$("$ARBOR" --json daemon status | jq -r .pid)"
+wait "${BG_PIDS[1]}" || true   # the client stops at its first failed commit
+last=$(tail -1 "$WORK/acked")
+echo "last acknowledged commit before the kill: $last"
+
+step "restart arbord; arbor pg start brings the server back"
+"$ARBOR" daemon start $ARBORD_OPTS >/dev/null
+"$ARBOR" pg start a
+[ "$(state_of a)" = running ] || fail "a is not running after pg start"
+count=$(sql a "select count(*) from acked where id <= $last")
+[ "$count" = "$last" ] || fail "only $count of $last acknowledged commits survived the kill"
+echo "ok: all $last acknowledged commits are there ($(sql a "select count(*) from acked") rows in all)"
+check_pgbench_consistent a
+check_amcheck a
+orphans_after=$(losetup -a | grep -c '(deleted)' || true)
+[ "$orphans_after" -le "$orphans_before" ] || { losetup -a >&2; fail "a loop device of the dead arbord was left attached"; }
+
+step "and it takes writes again"
+sql a "insert into acked values ($((last + 1000)))"
+"$ARBOR" pg list
+echo PASS
