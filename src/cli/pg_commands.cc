@@ -61,8 +61,17 @@ Status detach_if_attached(ApiClient& api, const std::string& name) {
 }
 
 // Stops the server, unmounts, detaches: the volume is then a plain volume again.
+// Mounted on a device this arbord did not make: the arbord that served it stopped or died (kill -9,
+// OOM), so the file system has lost its storage and a server on it is failing.
+Result<bool> storage_gone(ApiClient& api, const pg::Paths& p, const std::string& name) {
+  auto device = attached_device(api, name);
+  if (!device && device.status().code() != Code::kNotFound) return device.status();
+  return (!device || device->empty()) && pg::is_mounted(p.mount_dir);
+}
+
 Status take_down(const std::string& bindir, ApiClient& api, const pg::Paths& p, const std::string& name) {
-  RETURN_IF_ERROR(pg::stop_server(bindir, p));
+  ASSIGN_OR_RETURN(bool gone, storage_gone(api, p, name));
+  RETURN_IF_ERROR(pg::stop_server(bindir, p, /*immediate=*/gone));
   RETURN_IF_ERROR(pg::unmount(p.mount_dir));
   RETURN_IF_ERROR(detach_if_attached(api, name));
   rmdir(p.mount_dir.c_str());
@@ -285,16 +294,13 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
   ASSIGN_OR_RETURN(auto env, prepare(ctx));
   ASSIGN_OR_RETURN(pg::Record rec, pg::load_record(ctx.store_dir, name));
   pg::Paths p = pg::paths_for(ctx.store_dir, name);
-  ASSIGN_OR_RETURN(std::string device, attached_device(env.api, name));
-  // Mounted on a device this arbord did not make: the arbord that served it stopped or died
-  // (kill -9, OOM), so the file system has lost its storage and a server on it is failing.
-  const bool storage_gone = device.empty() && pg::is_mounted(p.mount_dir);
-  if (pg::running_pid(p) != 0 && !storage_gone) {
+  ASSIGN_OR_RETURN(const bool gone, storage_gone(env.api, p, name));
+  if (pg::running_pid(p) != 0 && !gone) {
     if (!ctx.json) std::printf("Postgres %s already runs: %s\n", name.c_str(), connection_string(rec.port).c_str());
     if (ctx.json) print_json({{"name", name}, {"port", rec.port}, {"connection", connection_string(rec.port)}});
     return Status::ok();
   }
-  if (storage_gone) {
+  if (gone) {
     // Take it down and start again on the volume as the store has it: what was flushed (every
     // commit) is there, and Postgres recovers from its WAL.
     RETURN_IF_ERROR(pg::stop_server(env.bindir, p, /*immediate=*/true));
@@ -307,7 +313,7 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
                 " is in use (choose another: arbor pg start " + name + " --port P)");
   }
   auto t0 = Clock::now();
-  ASSIGN_OR_RETURN(device, ensure_attached(env.api, name));
+  ASSIGN_OR_RETURN(std::string device, ensure_attached(env.api, name));
   RETURN_IF_ERROR(pg::mount_device(device, p.mount_dir));
   RETURN_IF_ERROR(pg::remove_stale_pid(p));
   RETURN_IF_ERROR(pg::save_record(ctx.store_dir, rec));

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <linux/loop.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -198,15 +199,24 @@ bool is_mounted(const std::string& mount_dir) { return !mounted_device(mount_dir
 
 namespace {
 
-// A loop device whose backing file is gone: the one-file FUSE disk of an arbord that died (kill -9,
-// OOM) while the volume was attached. Nothing else will ever detach it.
+// A loop device whose backing file can no longer be reached: the one-file FUSE disk of an arbord
+// that died (kill -9, OOM) while the volume was attached. Nothing else will ever detach it. Its
+// recorded path then names nothing, or another file (the next arbord unmounts the dead FUSE mount).
 void detach_orphaned_loop(const std::string& device) {
   if (device.rfind("/dev/loop", 0) != 0) return;
   std::ifstream f("/sys/block/" + device.substr(5) + "/loop/backing_file");
   std::string backing;
-  std::getline(f, backing);
-  const std::string deleted = " (deleted)";
-  if (backing.size() < deleted.size() || backing.compare(backing.size() - deleted.size(), deleted.size(), deleted) != 0) return;
+  if (!std::getline(f, backing)) return;
+  int fd = open(device.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  loop_info64 info{};
+  int rc = ioctl(fd, LOOP_GET_STATUS64, &info);
+  int err = errno;
+  close(fd);
+  // ENOTCONN: the backing file's FUSE connection is gone (the loop driver stats it for the status).
+  if (rc != 0 && err != ENOTCONN) return;
+  struct stat st;
+  if (rc == 0 && stat(backing.c_str(), &st) == 0 && st.st_dev == info.lo_device && st.st_ino == info.lo_inode) return;
   (void)run_checked({"losetup", "-d", device}, "losetup -d " + device);
 }
 

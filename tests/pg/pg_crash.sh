@@ -20,7 +20,8 @@ port=$(port_of a)
   done
 ) &
 BG_PIDS+=($!)
-orphans_before=$(losetup -a | grep -c '(deleted)' || true)
+# Loop devices over this test's store: the live attachment's, and any a dead arbord left behind.
+loops_of_store() { losetup -a | grep -c "$WORK/" || true; }
 acked_at_least() { [ -f "$WORK/acked" ] && [ "$(wc -l <"$WORK/acked")" -ge "$1" ]; }
 wait_for "50 acknowledged commits" 60 acked_at_least 50
 
@@ -39,10 +40,14 @@ count=$(sql a "select count(*) from acked where id <= $last")
 echo "ok: all $last acknowledged commits are there ($(sql a "select count(*) from acked") rows in all)"
 check_pgbench_consistent a
 check_amcheck a
-orphans_after=$(losetup -a | grep -c '(deleted)' || true)
-[ "$orphans_after" -le "$orphans_before" ] || { losetup -a >&2; fail "a loop device of the dead arbord was left attached"; }
+[ "$(loops_of_store)" -eq 1 ] || { losetup -a >&2; fail "a loop device of the dead arbord was left attached"; }
 
-step "and it takes writes again"
+step "it takes writes again; after another kill, arbor pg delete takes it down"
 sql a "insert into acked values ($((last + 1000)))"
 "$ARBOR" pg list
+kill -9 "$("$ARBOR" --json daemon status | jq -r .pid)"
+"$ARBOR" daemon start $ARBORD_OPTS >/dev/null
+"$ARBOR" pg delete a
+[ -z "$(pgrep -x postgres | while read -r pid; do readlink "/proc/$pid/cwd"; done | grep "/a/pgdata$" || true)" ] || fail "a's server still runs"
+[ "$(loops_of_store)" -eq 0 ] || { losetup -a >&2; fail "pg delete left the dead arbord's loop device attached"; }
 echo PASS
