@@ -41,6 +41,8 @@ done
 echo "pgbench transactions committed so far: $(q demo-db "select count(*) from pgbench_history")"
 arbor pg branch demo-branch --from demo-db
 echo "(volume branch = the engine's constant-time copy of one root; recovery+start = Postgres replaying its WAL on the branch)"
+echo "space right after the branch: the branch owns only what its recovery wrote, and shares the rest"
+arbor pg list
 
 say "change the branch: a new table and 10% of the accounts"
 q demo-branch "CREATE TABLE feature_flags (name text primary key, enabled bool); INSERT INTO feature_flags VALUES ('new_checkout', true)" >/dev/null
@@ -62,4 +64,6 @@ done
 
 say "space: owned by each alone vs shared"
 arbor pg list
+echo "(random updates touch nearly every 8 KiB page of pgbench_accounts, and each server writes its own"
+echo " WAL: pgbench on the parent and the UPDATE on the branch each rewrote most of the database)"
 say "done: both servers keep running; 'arbor pg psql demo-branch', 'arbor pg delete demo-branch' (docs/postgres.md)"
