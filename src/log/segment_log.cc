@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #include "util/check.h"
 #include "util/crc32c.h"
@@ -179,8 +180,77 @@ Status SegmentLog::drop_segment(SegmentId id) {
   ARBOR_CHECK(open_ == nullptr || open_->id != id);
   segments_.erase(id);
   unsynced_.erase(id);
-  std::unique_lock no_readers(drop_mu_);
+  Status earlier;
+  {
+    std::lock_guard lock(pin_mu_);
+    earlier = std::exchange(deferred_remove_status_, Status::ok());
+    if (pins_held_ > 0) {
+      // Pins taken from now on cannot reach this segment: the map no longer points into it.
+      epochs_.back().doomed.push_back(id);
+      epochs_.emplace_back();
+      return earlier;
+    }
+  }
+  RETURN_IF_ERROR(earlier);
   return backend_.remove(id);
+}
+
+size_t SegmentLog::doomed_segments() const {
+  std::lock_guard lock(pin_mu_);
+  size_t n = 0;
+  for (const PinEpoch& e : epochs_) n += e.doomed.size();
+  return n;
+}
+
+SegmentPin SegmentLog::pin_segments() {
+  std::lock_guard lock(pin_mu_);
+  epochs_.back().pins++;
+  pins_held_++;
+  return SegmentPin(this, first_epoch_ + epochs_.size() - 1);
+}
+
+void SegmentLog::unpin(uint64_t epoch) {
+  std::vector<SegmentId> removable;
+  {
+    std::lock_guard lock(pin_mu_);
+    ARBOR_CHECK(epoch >= first_epoch_ && epoch - first_epoch_ < epochs_.size());
+    PinEpoch& e = epochs_[epoch - first_epoch_];
+    ARBOR_CHECK(e.pins > 0);
+    e.pins--;
+    pins_held_--;
+    while (epochs_.size() > 1 && epochs_.front().pins == 0) {
+      removable.insert(removable.end(), epochs_.front().doomed.begin(), epochs_.front().doomed.end());
+      epochs_.pop_front();
+      first_epoch_++;
+    }
+  }
+  for (SegmentId id : removable) {
+    Status s = backend_.remove(id);
+    if (!s.is_ok()) {
+      std::lock_guard lock(pin_mu_);
+      if (deferred_remove_status_.is_ok()) deferred_remove_status_ = s;
+    }
+  }
+}
+
+SegmentLog::~SegmentLog() {
+  ARBOR_CHECK(pins_held_ == 0);
+  for (const PinEpoch& e : epochs_) {
+    for (SegmentId id : e.doomed) (void)backend_.remove(id);
+  }
+}
+
+SegmentPin& SegmentPin::operator=(SegmentPin&& o) noexcept {
+  if (this != &o) {
+    release();
+    log_ = std::exchange(o.log_, nullptr);
+    epoch_ = o.epoch_;
+  }
+  return *this;
+}
+
+void SegmentPin::release() {
+  if (log_ != nullptr) std::exchange(log_, nullptr)->unpin(epoch_);
 }
 
 }  // namespace arbor

@@ -11,14 +11,16 @@
 //
 // Threading: not thread-safe; the Store serializes callers (writes under its exclusive lock,
 // read_blocks under its shared lock, which excludes every mutation here). The exception is
-// read_written_blocks() under pin_segments(), which a reader may call after leaving the lock.
+// read_written_blocks() under a SegmentPin, which a reader may hold after leaving the lock, and
+// the pins themselves (thread-safe).
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
-#include <shared_mutex>
 #include <span>
 #include <vector>
 
@@ -45,10 +47,38 @@ struct LogSegment {
   bool sealed = false;
 };
 
+class SegmentLog;
+
+// Keeps every segment the block map pointed into when it was taken from being removed (its file
+// recycled) while a reader reads it outside the Store lock: on a worker, or as reads in flight on
+// an event loop's io_uring. A pin counts in the epoch current when it is taken. A segment dropped
+// while pins are held is doomed, not removed, and a new epoch begins; it is removed once every pin
+// of its epoch and the ones before is released. So dropping never waits for a reader, and a
+// reader never blocks a drop for longer than its own reads.
+class SegmentPin {
+ public:
+  SegmentPin() = default;
+  SegmentPin(SegmentPin&& o) noexcept : log_(o.log_), epoch_(o.epoch_) { o.log_ = nullptr; }
+  SegmentPin& operator=(SegmentPin&& o) noexcept;
+  SegmentPin(const SegmentPin&) = delete;
+  SegmentPin& operator=(const SegmentPin&) = delete;
+  ~SegmentPin() { release(); }
+  // Releases early; may remove segments whose last pin this was.
+  void release();
+
+ private:
+  friend class SegmentLog;
+  SegmentPin(SegmentLog* log, uint64_t epoch) : log_(log), epoch_(epoch) {}
+  SegmentLog* log_ = nullptr;
+  uint64_t epoch_ = 0;
+};
+
 class SegmentLog {
  public:
   SegmentLog(SegmentBackend& backend, uint32_t blocks_per_segment)
       : backend_(backend), blocks_per_segment_(blocks_per_segment) {}
+  // Removes doomed segments; every pin must have been released.
+  ~SegmentLog();
 
   // Restores the state a checkpoint or a recovery scan found. Every restored segment is sealed:
   // after open, appends always start in a fresh segment.
@@ -73,10 +103,11 @@ class SegmentLog {
   // Whether any of `count` blocks from `first` is in the open WRITE record's memory.
   bool in_open_record(PhysicalBlock first, uint64_t count) const;
   // Reads blocks already written to the backend (not in the open record). Thread-safe, and needs
-  // no Store lock, while the caller holds pin_segments(): a written block never changes, and
-  // its segment is not dropped (its file recycled) until every pin is released.
+  // no Store lock, while the caller holds a pin taken under the lock: a written block never
+  // changes, and its segment is not removed (its file recycled) until the pin is released.
   Status read_written_blocks(PhysicalBlock first, std::span<uint8_t> out) const;
-  std::shared_lock<std::shared_mutex> pin_segments() const { return std::shared_lock(drop_mu_); }
+  // Thread-safe; take it under the Store lock, with the map lookup it protects.
+  SegmentPin pin_segments();
   Result<RecordHeader> read_header(SegmentId segment, uint32_t index) const;
 
   // Segments written since the last call; the caller syncs them (Store::flush, outside its lock).
@@ -91,9 +122,12 @@ class SegmentLog {
   Status sync(const std::vector<SegmentId>& ids);
 
   const std::map<SegmentId, LogSegment>& segments() const { return segments_; }
-  // Forgets a segment and deletes it from the backend (the Store decides when that is safe).
-  // Waits for readers holding pin_segments().
+  // Forgets a segment and deletes it from the backend (the Store decides when that is safe): now,
+  // or when the last pin that may read it is released. Never waits. Returns the error of an
+  // earlier deferred removal, if one failed since.
   Status drop_segment(SegmentId id);
+  // Segments dropped but not yet removed, waiting for pins (tests, status).
+  size_t doomed_segments() const;
   SegmentId open_segment() const { return open_ ? open_->id : 0; }
   uint64_t next_sequence() const { return next_sequence_; }
   SegmentId next_segment_id() const { return next_segment_id_; }
@@ -121,8 +155,18 @@ class SegmentLog {
   RecordHeader write_header_;
   std::vector<uint8_t> write_buffer_;  // kBlockSizeBytes * (1 + kWriteRecordMaxBlocks)
 
-  // Shared by readers outside the Store lock (pin_segments), exclusive in drop_segment.
-  mutable std::shared_mutex drop_mu_;
+  friend class SegmentPin;
+  void unpin(uint64_t epoch);
+  // Pins and doomed segments by epoch; back() is the current epoch, the only one pins join.
+  struct PinEpoch {
+    uint64_t pins = 0;
+    std::vector<SegmentId> doomed;  // dropped while this epoch was current
+  };
+  mutable std::mutex pin_mu_;
+  std::deque<PinEpoch> epochs_{1};
+  uint64_t first_epoch_ = 0;  // the number of epochs_.front()
+  uint64_t pins_held_ = 0;
+  Status deferred_remove_status_;
 };
 
 }  // namespace arbor

@@ -185,7 +185,7 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
   if (run_count > 0) {
     // The device reads wait for the disk on a cold cache: not under the store lock, where they
     // would hold up every writer. The pin keeps their segments from being dropped and recycled.
-    std::shared_lock pin = log.pin_segments();
+    SegmentPin pin = log.pin_segments();
     release->unlock();
     for (const Run& r : runs.first(run_count)) {
       RETURN_IF_ERROR(log.read_written_blocks(r.first, std::span(blocks + r.index * kBlockSizeBytes, r.count * kBlockSizeBytes)));
