@@ -142,6 +142,11 @@ Status DeviceSegmentBackend::read(SegmentId id, uint64_t offset, std::span<uint8
   return io::pread_full(fd_, at, out);
 }
 
+Result<FileRead> DeviceSegmentBackend::locate(SegmentId id, uint64_t offset, std::span<uint8_t> into) {
+  ASSIGN_OR_RETURN(uint64_t at, slot_offset(id, offset, into.size()));
+  return FileRead{fd_, at, into};
+}
+
 Status DeviceSegmentBackend::sync(SegmentId id) {
   {
     std::lock_guard lock(mu_);

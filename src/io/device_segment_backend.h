@@ -44,6 +44,7 @@ class DeviceSegmentBackend : public SegmentBackend {
   Status write_superblock(int slot, std::span<const uint8_t> block) override;
   Status read_superblock(int slot, std::span<uint8_t> block) override;
   uint64_t free_bytes() override;
+  Result<FileRead> locate(SegmentId id, uint64_t offset_bytes, std::span<uint8_t> into) override;
 
  private:
   DeviceSegmentBackend(int fd, uint64_t segment_size, uint64_t slots) : fd_(fd), segment_size_(segment_size), slots_(slots) {}

@@ -102,6 +102,11 @@ Status FileSegmentBackend::read(SegmentId id, uint64_t offset, std::span<uint8_t
   return io::pread_full(fd, offset, out);
 }
 
+Result<FileRead> FileSegmentBackend::locate(SegmentId id, uint64_t offset, std::span<uint8_t> into) {
+  ASSIGN_OR_RETURN(int fd, fd_of(id));
+  return FileRead{fd, offset, into};
+}
+
 Status FileSegmentBackend::sync(SegmentId id) {
   ASSIGN_OR_RETURN(int fd, fd_of(id));
   return io::fdatasync_fd(fd);

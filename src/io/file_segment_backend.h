@@ -34,6 +34,7 @@ class FileSegmentBackend : public SegmentBackend {
   Status write_superblock(int slot, std::span<const uint8_t> block) override;
   Status read_superblock(int slot, std::span<uint8_t> block) override;
   uint64_t free_bytes() override;
+  Result<FileRead> locate(SegmentId id, uint64_t offset_bytes, std::span<uint8_t> into) override;
 
   SegmentFilePool& spare_pool() { return *pool_; }
 

@@ -16,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include "io/planned_read.h"
 #include "util/status.h"
 
 namespace arbor {
@@ -46,6 +47,14 @@ class SegmentBackend {
 
   // Bytes the backend can still take (free space of the file system, or of the device).
   virtual uint64_t free_bytes() = 0;
+
+  // Where `length` bytes of a segment from `offset_bytes` lie in a file this backend holds open,
+  // for a caller that reads them with its own I/O engine (planned_read.h). The descriptor stays
+  // valid until remove(id). NotSupported where bytes are not in a local file (simulation, objects).
+  virtual Result<FileRead> locate(SegmentId id, uint64_t offset_bytes, std::span<uint8_t> into) {
+    (void)id, (void)offset_bytes, (void)into;
+    return not_supported("segments of this backend are not local files");
+  }
 };
 
 }  // namespace arbor

@@ -152,6 +152,11 @@ Status SegmentLog::read_written_blocks(PhysicalBlock first, std::span<uint8_t> o
   return backend_.read(segment_of(first), uint64_t(index_of(first)) * kBlockSizeBytes, out);
 }
 
+Result<FileRead> SegmentLog::locate_written_blocks(PhysicalBlock first, std::span<uint8_t> out) const {
+  ARBOR_CHECK(out.size() % kBlockSizeBytes == 0);
+  return backend_.locate(segment_of(first), uint64_t(index_of(first)) * kBlockSizeBytes, out);
+}
+
 Result<RecordHeader> SegmentLog::read_header(SegmentId segment, uint32_t index) const {
   uint8_t block[kBlockSizeBytes];
   RETURN_IF_ERROR(backend_.read(segment, uint64_t(index) * kBlockSizeBytes, std::span(block, kBlockSizeBytes)));

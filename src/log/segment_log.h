@@ -106,6 +106,8 @@ class SegmentLog {
   // no Store lock, while the caller holds a pin taken under the lock: a written block never
   // changes, and its segment is not removed (its file recycled) until the pin is released.
   Status read_written_blocks(PhysicalBlock first, std::span<uint8_t> out) const;
+  // Where those blocks lie for a caller that reads them itself (planned_read.h); same conditions.
+  Result<FileRead> locate_written_blocks(PhysicalBlock first, std::span<uint8_t> out) const;
   // Thread-safe; take it under the Store lock, with the map lookup it protects.
   SegmentPin pin_segments();
   Result<RecordHeader> read_header(SegmentId segment, uint32_t index) const;

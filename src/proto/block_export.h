@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/planned_read.h"
 #include "util/status.h"
 
 namespace arbor::proto {
@@ -32,6 +33,12 @@ class BlockExport {
   virtual std::array<uint8_t, 16> uuid() const = 0;
 
   virtual Status read(uint64_t offset_bytes, std::span<uint8_t> out) = 0;
+  // Optional: read() in two halves, for a frontend that does the file I/O on its own io_uring
+  // (io/planned_read.h). NotSupported means "use read()"; WouldBlock as read() in a NonBlockingScope.
+  virtual Result<std::unique_ptr<PlannedRead>> plan_read(uint64_t offset_bytes, std::span<uint8_t> out) {
+    (void)offset_bytes, (void)out;
+    return not_supported("no planned reads");
+  }
   virtual Status write(uint64_t offset_bytes, std::span<const uint8_t> data, bool fua) = 0;
   virtual Status flush() = 0;
   // Deallocate: the range reads as zeros afterwards and its space comes back.

@@ -122,43 +122,10 @@ std::string Store::Impl::name_of_relocking(VolumeId id, std::shared_lock<RwLock>
   return v != nullptr ? v->name : fallback;
 }
 
-Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out,
-                                std::shared_lock<RwLock>* release) {
-  if (out.empty()) return Status::ok();
-  uint64_t first = offset / kBlockSizeBytes;
-  uint64_t last = (offset + out.size() - 1) / kBlockSizeBytes;
-  uint64_t n = last - first + 1;
-  // Most reads are a few blocks: keep their entries on the stack.
-  std::array<LeafEntry, 16> small;
-  std::vector<LeafEntry> large;
-  std::span<LeafEntry> entries;
-  if (n <= small.size()) {
-    entries = std::span(small.data(), n);
-  } else {
-    large.resize(n);
-    entries = large;
-  }
+Result<size_t> Store::Impl::map_blocks_locked(Volume& v, uint64_t first, std::span<LeafEntry> entries,
+                                              uint8_t* blocks, bool leave_written, std::span<BlockRun> runs) {
   RETURN_IF_ERROR(map.lookup(v.root, first, entries));
-  // Whole blocks land in `blocks`: `out` itself when the read is block-aligned, else a scratch
-  // buffer whose edges are copied out at the end.
-  bool aligned = offset % kBlockSizeBytes == 0 && out.size() % kBlockSizeBytes == 0;
-  std::vector<uint8_t> scratch;
-  if (!aligned) scratch.resize(n * kBlockSizeBytes);
-  uint8_t* blocks = aligned ? out.data() : scratch.data();
-  // Runs of physically consecutive blocks, one device read each, made after `release` is unlocked.
-  struct Run {
-    PhysicalBlock first;
-    uint64_t index, count;
-  };
-  std::array<Run, 16> small_runs;  // at most one run per block, like `entries`
-  std::vector<Run> large_runs;
-  std::span<Run> runs;
-  if (n <= small_runs.size()) {
-    runs = small_runs;
-  } else {
-    large_runs.resize(n);
-    runs = large_runs;
-  }
+  const uint64_t n = entries.size();
   size_t run_count = 0;
   uint64_t i = 0;
   while (i < n) {
@@ -173,34 +140,99 @@ Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> o
            segment_of(entries[i + run].block) == segment_of(entries[i].block)) {
       run++;
     }
-    if (release == nullptr || log.in_open_record(entries[i].block, run)) {
+    if (!leave_written || log.in_open_record(entries[i].block, run)) {
       // Blocks still in the log's write buffer change under the next write: copy them now.
       RETURN_IF_ERROR(log.read_blocks(entries[i].block, std::span(dst, run * kBlockSizeBytes)));
     } else {
-      runs[run_count++] = Run{entries[i].block, i, run};
+      runs[run_count++] = BlockRun{entries[i].block, i, run};
     }
     i += run;
   }
+  return run_count;
+}
+
+Status Store::Impl::verify_blocks(VolumeId id, uint64_t first, std::span<const LeafEntry> entries,
+                                  const uint8_t* blocks, std::shared_lock<RwLock>* released) {
+  for (uint64_t j = 0; j < entries.size(); j++) {
+    if (entries[j].block.is_null()) continue;
+    if (crc32c(blocks + j * kBlockSizeBytes, kBlockSizeBytes) != entries[j].crc) {
+      return corruption("checksum mismatch in block " + std::to_string(first + j) + " of '" +
+                        name_of_relocking(id, released) + "'");
+    }
+  }
+  return Status::ok();
+}
+
+Status Store::Impl::read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out,
+                                std::shared_lock<RwLock>* release) {
+  if (out.empty()) return Status::ok();
+  uint64_t first = offset / kBlockSizeBytes;
+  uint64_t last = (offset + out.size() - 1) / kBlockSizeBytes;
+  uint64_t n = last - first + 1;
+  // Most reads are a few blocks: keep their entries and runs on the stack.
+  std::array<LeafEntry, 16> small;
+  std::array<BlockRun, 16> small_runs;
+  std::vector<LeafEntry> large;
+  std::vector<BlockRun> large_runs;
+  std::span<LeafEntry> entries = small;
+  std::span<BlockRun> runs = small_runs;
+  if (n <= small.size()) {
+    entries = entries.first(n);
+  } else {
+    large.resize(n);
+    large_runs.resize(n);
+    entries = large;
+    runs = large_runs;
+  }
+  // Whole blocks land in `blocks`: `out` itself when the read is block-aligned, else a scratch
+  // buffer whose edges are copied out at the end.
+  bool aligned = offset % kBlockSizeBytes == 0 && out.size() % kBlockSizeBytes == 0;
+  std::vector<uint8_t> scratch;
+  if (!aligned) scratch.resize(n * kBlockSizeBytes);
+  uint8_t* blocks = aligned ? out.data() : scratch.data();
+  // Segment reads are made after `release` is unlocked.
+  ASSIGN_OR_RETURN(size_t run_count, map_blocks_locked(v, first, entries, blocks, release != nullptr, runs));
   const VolumeId id = v.id;  // `v` may be renamed or gone once the lock is released
   if (run_count > 0) {
     // The device reads wait for the disk on a cold cache: not under the store lock, where they
     // would hold up every writer. The pin keeps their segments from being dropped and recycled.
     SegmentPin pin = log.pin_segments();
     release->unlock();
-    for (const Run& r : runs.first(run_count)) {
+    for (const BlockRun& r : runs.first(run_count)) {
       RETURN_IF_ERROR(log.read_written_blocks(r.first, std::span(blocks + r.index * kBlockSizeBytes, r.count * kBlockSizeBytes)));
     }
   }
-  for (uint64_t j = 0; j < n; j++) {
-    if (entries[j].block.is_null()) continue;
-    if (crc32c(blocks + j * kBlockSizeBytes, kBlockSizeBytes) != entries[j].crc) {
-      return corruption("checksum mismatch in block " + std::to_string(first + j) + " of '" +
-                        name_of_relocking(id, release) + "'");
-    }
-  }
+  RETURN_IF_ERROR(verify_blocks(id, first, entries, blocks, release));
   if (!aligned) std::memcpy(out.data(), scratch.data() + (offset - first * kBlockSizeBytes), out.size());
   return Status::ok();
 }
+
+namespace {
+
+// Store::plan_read's result: holds the pin over the segments its file reads name.
+class StorePlannedRead final : public PlannedRead {
+ public:
+  StorePlannedRead(Store::Impl& impl, VolumeId id, uint64_t first, std::span<uint8_t> blocks)
+      : impl_(impl), id_(id), first_(first), blocks_(blocks), entries_(blocks.size() / kBlockSizeBytes) {}
+
+  Status finish() override {
+    pin_.release();
+    // An error names the volume; only try the lock for it (this may run on an event loop).
+    NonBlockingScope no_wait;
+    std::shared_lock<RwLock> unlocked(impl_.mu, std::defer_lock);
+    return impl_.verify_blocks(id_, first_, entries_, blocks_.data(), &unlocked);
+  }
+
+  Store::Impl& impl_;
+  VolumeId id_;
+  uint64_t first_;
+  std::span<uint8_t> blocks_;
+  std::vector<LeafEntry> entries_;
+  SegmentPin pin_;
+  using PlannedRead::file_reads_;
+};
+
+}  // namespace
 
 Status Store::Impl::journal_trim_locked(Volume& v, uint64_t first, uint64_t count) {
   RecordHeader h;
@@ -430,6 +462,40 @@ Status Store::read(VolumeId id, uint64_t offset, std::span<uint8_t> out) {
   if (v == nullptr) return not_found("volume is gone");
   RETURN_IF_ERROR(check_range(*v, offset, out.size()));
   return impl_->read_locked(*v, offset, out, &lock);
+}
+
+Result<std::unique_ptr<PlannedRead>> Store::plan_read(VolumeId id, uint64_t offset, std::span<uint8_t> out) {
+  if (offset % kBlockSizeBytes != 0 || out.size() % kBlockSizeBytes != 0) {
+    return not_supported("a planned read is whole blocks");
+  }
+  std::shared_lock lock(impl_->mu, std::defer_lock);
+  if (NonBlockingScope::active()) {
+    if (!lock.try_lock()) return would_block("store: a writer holds the lock");
+  } else {
+    lock.lock();
+  }
+  Volume* v = impl_->find(id);
+  if (v == nullptr) return not_found("volume is gone");
+  RETURN_IF_ERROR(check_range(*v, offset, out.size()));
+  auto plan = std::make_unique<StorePlannedRead>(*impl_, id, offset / kBlockSizeBytes, out);
+  std::array<Impl::BlockRun, 16> small_runs;
+  std::vector<Impl::BlockRun> large_runs;
+  std::span<Impl::BlockRun> runs = small_runs;
+  if (plan->entries_.size() > small_runs.size()) {
+    large_runs.resize(plan->entries_.size());
+    runs = large_runs;
+  }
+  ASSIGN_OR_RETURN(size_t run_count, impl_->map_blocks_locked(*v, plan->first_, plan->entries_, out.data(), true, runs));
+  if (run_count == 0) return std::unique_ptr<PlannedRead>(std::move(plan));
+  plan->pin_ = impl_->log.pin_segments();
+  lock.unlock();
+  plan->file_reads_.reserve(run_count);
+  for (const Impl::BlockRun& r : runs.first(run_count)) {
+    ASSIGN_OR_RETURN(FileRead f, impl_->log.locate_written_blocks(
+                                     r.first, out.subspan(r.index * kBlockSizeBytes, r.count * kBlockSizeBytes)));
+    plan->file_reads_.push_back(f);
+  }
+  return std::unique_ptr<PlannedRead>(std::move(plan));
 }
 
 Status Store::write(VolumeId id, uint64_t offset, std::span<const uint8_t> data) {

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "io/planned_read.h"
 #include "io/segment_backend.h"
 #include "util/status.h"
 #include "util/units.h"
@@ -111,6 +112,11 @@ class Store {
   Result<VolumeId> open_volume(std::string_view name);  // counts as "in use" until close_volume
   void close_volume(VolumeId id);
   Status read(VolumeId id, uint64_t offset_bytes, std::span<uint8_t> out);
+  // read() in two halves (io/planned_read.h): the caller reads the returned file runs into `out`
+  // with its own I/O engine, then calls finish(). Block-aligned reads only (NotSupported
+  // otherwise, and for backends whose segments are not local files: use read()). Inside a
+  // NonBlockingScope, returns WouldBlock where read() would.
+  Result<std::unique_ptr<PlannedRead>> plan_read(VolumeId id, uint64_t offset_bytes, std::span<uint8_t> out);
   Status write(VolumeId id, uint64_t offset_bytes, std::span<const uint8_t> data);
   Status trim(VolumeId id, uint64_t offset_bytes, uint64_t length_bytes);
   // Reads as zeros afterwards. With may_unmap the blocks are simply deallocated.

@@ -18,6 +18,9 @@ class StoreExport : public proto::BlockExport {
   bool read_only() const override { return info_.snapshot; }
   std::array<uint8_t, 16> uuid() const override { return info_.uuid; }
   Status read(uint64_t offset, std::span<uint8_t> out) override { return store_.read(id_, offset, out); }
+  Result<std::unique_ptr<PlannedRead>> plan_read(uint64_t offset, std::span<uint8_t> out) override {
+    return store_.plan_read(id_, offset, out);
+  }
   Status write(uint64_t offset, std::span<const uint8_t> data, bool fua) override {
     RETURN_IF_ERROR(store_.write(id_, offset, data));
     return fua ? store_.flush() : Status::ok();

@@ -103,6 +103,19 @@ struct Store::Impl {
   // With `release`, the lock it holds is unlocked before any wait for the device (the map lookup
   // and the log's write buffer need it; segment files do not): `v` must not be used after.
   Status read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out, std::shared_lock<RwLock>* release = nullptr);
+  // The two halves of read_locked for whole blocks [first, first + entries.size()) into `blocks`.
+  // map_blocks_locked looks them up into `entries`, fills holes with zeros and copies blocks still
+  // in the log's write buffer; with `leave_written` it leaves blocks already written to segments
+  // to the caller, as runs of consecutive blocks in `runs` (room for one per block), and returns
+  // how many. verify_blocks checks every mapped block's CRC once all are in.
+  struct BlockRun {
+    PhysicalBlock first;
+    uint64_t index, count;
+  };
+  Result<size_t> map_blocks_locked(Volume& v, uint64_t first, std::span<LeafEntry> entries, uint8_t* blocks,
+                                   bool leave_written, std::span<BlockRun> runs);
+  Status verify_blocks(VolumeId id, uint64_t first, std::span<const LeafEntry> entries, const uint8_t* blocks,
+                       std::shared_lock<RwLock>* released);
   // For an error message after read_locked let go of the lock: takes it back (only try-locks
   // inside a NonBlockingScope) and names volume `id`, or says its id if it is gone.
   std::string name_of_relocking(VolumeId id, std::shared_lock<RwLock>* released);

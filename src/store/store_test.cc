@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <future>
@@ -333,6 +334,107 @@ TEST(FileStore, PersistsAcrossReopenAndGrows) {
     (*store)->close_volume(*id);
   }
   std::filesystem::remove_all(dir);
+}
+
+// Does what an event loop does with a plan: every file read, with pread here.
+Status read_files(const PlannedRead& plan) {
+  for (const FileRead& f : plan.file_reads()) {
+    size_t done = 0;
+    while (done < f.into.size()) {
+      ssize_t n = ::pread(f.fd, f.into.data() + done, f.into.size() - done, off_t(f.offset + done));
+      if (n < 0) return errno_status(errno, "pread");
+      if (n == 0) {
+        std::memset(f.into.data() + done, 0, f.into.size() - done);
+        break;
+      }
+      done += size_t(n);
+    }
+  }
+  return Status::ok();
+}
+
+TEST(FileStore, PlannedReadNamesFileRunsKeepsThemAndChecksWhatArrives) {
+  std::string dir = std::filesystem::temp_directory_path() / ("arbor-plan-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  StoreOptions options;
+  options.segment_size_bytes = mib(4);
+  auto backend = FileSegmentBackend::open(dir);
+  ASSERT_TRUE(backend.is_ok());
+  auto opened = Store::open(std::move(backend).value(), options, true);
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  Store& store = **opened;
+  ASSERT_TRUE(store.create_volume("f", mib(8)).is_ok());
+  VolumeId id = *store.open_volume("f");
+  auto old_data = pattern(mib(1), 21);
+  ASSERT_TRUE(store.write(id, 0, old_data).is_ok());
+  // Another volume's writes fill the segment, so the one holding `old_data` is sealed: the
+  // cleaner may take it.
+  ASSERT_TRUE(store.create_volume("g", mib(8)).is_ok());
+  VolumeId g = *store.open_volume("g");
+  ASSERT_TRUE(store.write(g, 0, pattern(mib(5), 24)).is_ok());
+  store.close_volume(g);
+  ASSERT_TRUE(store.flush().is_ok());
+  auto open_record = pattern(2 * kB, 22);  // not flushed: still in the log's write buffer
+  ASSERT_TRUE(store.write(id, mib(2), open_record).is_ok());
+
+  // [0, 3 MiB): written blocks (file runs), a hole, blocks from memory, a hole.
+  std::vector<uint8_t> out(mib(3), 0xEE);
+  auto plan = store.plan_read(id, 0, out);
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  ASSERT_FALSE((*plan)->file_reads().empty());
+  uint64_t planned = 0;
+  for (const FileRead& f : (*plan)->file_reads()) planned += f.into.size();
+  EXPECT_EQ(planned, mib(1));  // only the flushed megabyte is left to the caller
+
+  // The blocks change and their segment is cleaned away while the plan is held: the file reads
+  // still bring the blocks as they were when the read was planned.
+  ASSERT_TRUE(store.write(id, 0, pattern(mib(1), 23)).is_ok());
+  ASSERT_TRUE(store.flush().is_ok());
+  ASSERT_TRUE(store.checkpoint().is_ok());
+  ASSERT_TRUE(store.clean(1.0).is_ok());
+  ASSERT_TRUE(store.checkpoint().is_ok());
+  ASSERT_TRUE(read_files(**plan).is_ok());
+  ASSERT_TRUE((*plan)->finish().is_ok());
+  EXPECT_TRUE(std::equal(old_data.begin(), old_data.end(), out.begin()));
+  EXPECT_TRUE(std::all_of(out.begin() + mib(1), out.begin() + mib(2), [](uint8_t b) { return b == 0; }));
+  EXPECT_TRUE(std::equal(open_record.begin(), open_record.end(), out.begin() + mib(2)));
+  EXPECT_TRUE(std::all_of(out.begin() + mib(2) + 2 * kB, out.end(), [](uint8_t b) { return b == 0; }));
+  plan->reset();
+
+  // What arrives damaged is refused, naming the volume.
+  std::vector<uint8_t> block(kB);
+  auto damaged = store.plan_read(id, 5 * kB, block);
+  ASSERT_TRUE(damaged.is_ok());
+  ASSERT_EQ((*damaged)->file_reads().size(), 1u);
+  ASSERT_TRUE(read_files(**damaged).is_ok());
+  block[100] ^= 0x04;
+  Status s = (*damaged)->finish();
+  EXPECT_EQ(s.code(), Code::kCorruption);
+  EXPECT_NE(s.to_string().find("'f'"), std::string::npos) << s.to_string();
+  damaged->reset();
+
+  // Unaligned, and past the end: refused.
+  std::vector<uint8_t> odd(100);
+  EXPECT_EQ(store.plan_read(id, 0, odd).status().code(), Code::kNotSupported);
+  EXPECT_EQ(store.plan_read(id, mib(8), block).status().code(), Code::kOutOfRange);
+  store.close_volume(id);
+  opened->reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SimStore, PlannedReadIsNotSupportedWhereSegmentsAreNotFiles) {
+  SimDisk disk(5);
+  StoreOptions options;
+  options.segment_size_bytes = mib(1);
+  auto store = Store::open(disk.mount(), options, true);
+  ASSERT_TRUE(store.is_ok());
+  ASSERT_TRUE((*store)->create_volume("s", mib(4)).is_ok());
+  VolumeId id = *(*store)->open_volume("s");
+  ASSERT_TRUE((*store)->write(id, 0, pattern(kB, 3)).is_ok());
+  ASSERT_TRUE((*store)->flush().is_ok());
+  std::vector<uint8_t> block(kB);
+  EXPECT_EQ((*store)->plan_read(id, 0, block).status().code(), Code::kNotSupported);
+  (*store)->close_volume(id);
 }
 
 }  // namespace
