@@ -24,7 +24,7 @@ namespace arbor::net {
 namespace {
 
 // user_data tags: pointers are at least 8-aligned, so the low 3 bits carry the operation kind.
-enum Tag : uint64_t { kTagWake = 1, kTagAccept = 2, kTagRecv = 3, kTagSend = 4, kTagIgnore = 5 };
+enum Tag : uint64_t { kTagWake = 1, kTagAccept = 2, kTagRecv = 3, kTagSend = 4, kTagIgnore = 5, kTagFileRead = 6 };
 constexpr uint64_t kTagMask = 7;
 uint64_t tagged(const void* p, Tag t) { return reinterpret_cast<uint64_t>(p) | t; }
 
@@ -45,6 +45,14 @@ std::string format_peer(const sockaddr_storage& ss, socklen_t len, bool is_unix)
 }
 
 }  // namespace
+
+// One Connection::read_file in flight; owned by the ring until its last completion.
+struct FileReadOp {
+  std::shared_ptr<Connection> conn;
+  FileRead file;
+  size_t done = 0;
+  std::function<void(const Status&)> callback;
+};
 
 struct Listener {
   int fd = -1;
@@ -139,6 +147,17 @@ class Loop {
     io_uring_prep_recv(sqe, c->fd_, c->rx_.data() + c->rx_end_, c->rx_.size() - c->rx_end_, 0);
     io_uring_sqe_set_data64(sqe, tagged(c, kTagRecv));
     c->recv_inflight_ = true;
+  }
+
+  void submit_file_read(FileReadOp* op) {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_read(sqe, op->file.fd, op->file.into.data() + op->done, unsigned(op->file.into.size() - op->done),
+                       op->file.offset + op->done);
+    io_uring_sqe_set_data64(sqe, tagged(op, kTagFileRead));
+  }
+  void start_file_read(std::unique_ptr<FileReadOp> op) {
+    file_reads_inflight_++;
+    submit_file_read(op.release());
   }
 
   void cancel_ops(Connection* c) {
@@ -268,6 +287,23 @@ class Loop {
     }
   }
 
+  void on_file_read(FileReadOp* op, int res) {
+    if (res == -EINTR || res == -EAGAIN) return submit_file_read(op);
+    if (res > 0) {
+      op->done += size_t(res);
+      if (op->done < op->file.into.size()) return submit_file_read(op);  // short read: the rest
+    }
+    std::unique_ptr<FileReadOp> owned(op);
+    file_reads_inflight_--;
+    Status status;
+    if (res < 0) {
+      status = errno_status(-res, "read");
+    } else if (res == 0) {  // past the end of the file: never-written bytes read as zeros
+      std::memset(op->file.into.data() + op->done, 0, op->file.into.size() - op->done);
+    }
+    if (op->conn->state_ != Connection::State::kClosed) op->callback(status);
+  }
+
   void flush_tx() {
     for (Connection* c : tx_list_) {
       c->tx_pending_ = false;
@@ -342,7 +378,8 @@ class Loop {
       run_posted();
       flush_tx();
       reap();
-      if (stopping_ && conns_.empty() && !accepts_inflight()) break;
+      // File reads write into buffers their callbacks own: wait for them, closed or not.
+      if (stopping_ && conns_.empty() && !accepts_inflight() && file_reads_inflight_ == 0) break;
       int rc = io_uring_submit_and_wait(&ring_, 1);
       if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
         std::fprintf(stderr, "arbor net: io_uring_submit_and_wait: %s\n", std::strerror(-rc));
@@ -358,6 +395,7 @@ class Loop {
           case kTagAccept: on_accept(static_cast<Listener*>(p), cqe->res); break;
           case kTagRecv: on_recv(static_cast<Connection*>(p), cqe->res); break;
           case kTagSend: on_send(static_cast<Connection*>(p), cqe->res); break;
+          case kTagFileRead: on_file_read(static_cast<FileReadOp*>(p), cqe->res); break;
           default: break;
         }
       }
@@ -386,6 +424,7 @@ class Loop {
   std::vector<Connection*> tx_list_;
   std::vector<Connection*> reap_list_;
   std::atomic<size_t> conn_count_{0};
+  size_t file_reads_inflight_ = 0;
 
  public:
   std::vector<std::unique_ptr<Listener>> owned_listeners;
@@ -433,6 +472,16 @@ void Connection::post(std::function<void()> fn) {
   loop_->post([self = shared_from_this(), fn = std::move(fn)] {
     if (self->state_ != State::kClosed) fn();
   });
+}
+
+void Connection::read_file(const FileRead& f, std::function<void(const Status&)> done) {
+  if (state_ == State::kClosed) return;
+  if (f.into.empty()) return done(Status::ok());
+  auto op = std::make_unique<FileReadOp>();
+  op->conn = shared_from_this();
+  op->file = f;
+  op->callback = std::move(done);
+  loop_->start_file_read(std::move(op));
 }
 
 void Connection::dispatch() {

@@ -5,7 +5,8 @@
 // loop for its whole life: its Protocol is called only on that loop's thread, so protocol state
 // needs no locks. Receives and sends are completion-driven (one recv and at most one gathered
 // sendmsg in flight per connection); an idle connection has one recv parked in the kernel and
-// costs no CPU. No busy polling.
+// costs no CPU. No busy polling. A protocol may also read files on the loop's ring (read_file):
+// a buffered read of a page not in the cache completes later, without a thread waiting for it.
 //
 // Threading contract:
 //   - Protocol methods and Connection methods run on the connection's loop thread, except
@@ -30,6 +31,7 @@
 #include <sys/uio.h>
 #include <sys/socket.h>
 
+#include "io/planned_read.h"
 #include "net/listen_address.h"
 #include "util/status.h"
 
@@ -75,6 +77,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void pause_receive(bool paused);
   // Any thread. Runs `fn` on this connection's loop, unless the connection has closed by then.
   void post(std::function<void()> fn);
+  // Loop thread only. Reads f.into.size() bytes of f.fd at f.offset (zeros past the end of the
+  // file) on this loop's ring, then calls `done` on the loop, unless the connection has closed by
+  // then; `done` is destroyed either way, so it may own the buffer and whatever keeps f.fd open.
+  // The loop does not stop while a file read is in flight.
+  void read_file(const FileRead& f, std::function<void(const Status&)> done);
 
   bool is_open() const { return state_ == State::kOpen; }
   const std::string& peer() const { return peer_; }

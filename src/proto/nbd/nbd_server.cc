@@ -32,6 +32,9 @@ class NbdProtocol : public net::Protocol, public NbdSessionHost {
       conn->post(std::move(done));
     });
   }
+  void read_file(const FileRead& f, std::function<void(const Status&)> done) override {
+    conn_.read_file(f, std::move(done));
+  }
   void pause_receive(bool paused) override { conn_.pause_receive(paused); }
   void close(bool after_send) override {
     if (after_send) {

@@ -286,6 +286,14 @@ void NbdSession::reply_error(const Request& r, uint32_t error, const std::string
   host_.send(std::move(b));
 }
 
+void NbdSession::begin_one() {
+  inflight_++;
+  if (inflight_ >= kMaxInflight && !paused_) {
+    paused_ = true;
+    host_.pause_receive(true);
+  }
+}
+
 void NbdSession::finish_one() {
   ARBOR_CHECK(inflight_ > 0);
   inflight_--;
@@ -356,11 +364,7 @@ void NbdSession::run(std::function<Status()> work, std::function<void(const Stat
     reply(work());
     return;
   }
-  inflight_++;
-  if (inflight_ >= kMaxInflight && !paused_) {
-    paused_ = true;
-    host_.pause_receive(true);
-  }
+  begin_one();
   auto status = std::make_shared<Status>();
   host_.run_blocking([work = std::move(work), status] { *status = work(); },
                      [this, alive = alive_, status, reply = std::move(reply)] {
@@ -406,16 +410,46 @@ void NbdSession::do_read(const Request& r) {
     host_.send(std::move(*buf));
   };
   if (!options_.offload_all_io) {
-    // A page-cache hit is served here on the loop; a read that would wait (device, store lock)
-    // goes to a worker, so one cold block does not hold up the requests behind it.
+    // Planned on the loop, its file reads on the loop's ring: a cold block holds up no request
+    // behind it, and no thread waits for it. Where the store would wait to plan (its lock, a map
+    // node not in memory), or cannot plan, the read goes to a worker.
     Status s;
     {
       NonBlockingScope no_wait;
-      s = work();
+      Result<std::unique_ptr<PlannedRead>> plan = export_->plan_read(r.offset, std::span<uint8_t>(buf->data() + header, r.length));
+      if (plan.is_ok()) return read_planned(std::move(plan).value(), std::move(reply));
+      s = plan.status();
+      if (s.code() == Code::kNotSupported) s = work();  // a page-cache hit is served here
     }
     if (s.code() != Code::kWouldBlock) return reply(s);
   }
   run(std::move(work), std::move(reply), true);
+}
+
+void NbdSession::read_planned(std::unique_ptr<PlannedRead> plan, std::function<void(const Status&)> reply) {
+  if (plan->file_reads().empty()) return reply(plan->finish());
+  struct Pending {
+    std::unique_ptr<PlannedRead> plan;
+    std::function<void(const Status&)> reply;
+    size_t left;
+    Status error;
+  };
+  // One count more than the file reads, dropped after the loop below: a read completing at once
+  // must not finish the plan while its runs are still being handed out.
+  size_t n = plan->file_reads().size();
+  auto pending = std::make_shared<Pending>(Pending{std::move(plan), std::move(reply), n + 1, Status::ok()});
+  auto one_done = [this, alive = alive_, pending](const Status& s) {
+    if (!s.is_ok() && pending->error.is_ok()) pending->error = s;
+    if (--pending->left > 0) return;
+    Status result = pending->error.is_ok() ? pending->plan->finish() : pending->error;
+    pending->plan.reset();  // its segment pin: released as soon as the data is in
+    if (!*alive) return;
+    pending->reply(result);
+    finish_one();
+  };
+  begin_one();
+  for (size_t i = 0; i < n; i++) host_.read_file(pending->plan->file_reads()[i], one_done);
+  one_done(Status::ok());
 }
 
 void NbdSession::do_write(const Request& r, std::span<const uint8_t> payload) {

@@ -9,7 +9,8 @@
 //   - Nothing is allocated from a length the client sent before the length is checked against a
 //     bound (kMaxOptionBytes, kMaxPayloadBytes); oversize write payloads are skipped, not buffered.
 //   - Every request gets exactly one reply (NBD_CMD_DISC excepted), possibly out of order.
-//   - At most kMaxInflight requests run on workers at once; input pauses beyond that.
+//   - At most kMaxInflight requests run on workers or wait for file reads at once; input pauses
+//     beyond that.
 //   - A protocol violation that leaves the byte stream unparseable (bad magic, unknown client
 //     flags) closes this connection only.
 #pragma once
@@ -33,6 +34,10 @@ class NbdSessionHost {
   // Runs `work` where it may block (a worker thread), then `done` back on the session's thread.
   // `done` is not called if the connection has closed meanwhile.
   virtual void run_blocking(std::function<void()> work, std::function<void()> done) = 0;
+  // Reads a file run of a planned read (io/planned_read.h) without blocking this thread (on the
+  // event loop's io_uring), then calls `done` on the session's thread; `done` is not called if
+  // the connection has closed meanwhile, but it is destroyed either way.
+  virtual void read_file(const FileRead& f, std::function<void(const Status&)> done) = 0;
   virtual void pause_receive(bool paused) = 0;
   // after_send: close once queued replies are out (soft); otherwise drop the connection now.
   virtual void close(bool after_send) = 0;
@@ -87,12 +92,14 @@ class NbdSession {
   };
   size_t handle_request(std::span<const uint8_t> in, size_t* want_bytes);
   void do_read(const Request& r);
+  void read_planned(std::unique_ptr<PlannedRead> plan, std::function<void(const Status&)> reply);
   void do_write(const Request& r, std::span<const uint8_t> payload);
   void do_flush(const Request& r);
   void do_trim_or_zeroes(const Request& r);
   void reply_simple(uint64_t cookie, uint32_t error);
   void reply_error(const Request& r, uint32_t error, const std::string& message);
   void run(std::function<Status()> work, std::function<void(const Status&)> reply, bool blocking);
+  void begin_one();
   void finish_one();
   void fail(const std::string& why);
   static uint32_t nbd_error(const Status& s);

@@ -3,6 +3,8 @@
 #include "proto/nbd/nbd_session.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <deque>
 #include <functional>
@@ -29,6 +31,18 @@ class FakeHost : public NbdSessionHost {
       done();
     }
   }
+  void read_file(const FileRead& f, std::function<void(const Status&)> done) override {
+    auto read = [this, f, done = std::move(done)] {
+      if (fail_file_reads) return done(io_error("injected read error"));
+      ssize_t n = ::pread(f.fd, f.into.data(), f.into.size(), off_t(f.offset));
+      done(n == ssize_t(f.into.size()) ? Status::ok() : io_error("short read"));
+    };
+    if (defer_file_reads) {
+      file_reads.push_back(std::move(read));
+    } else {
+      read();
+    }
+  }
   void pause_receive(bool p) override { paused = p; }
   void close(bool after_send) override {
     closed = true;
@@ -45,6 +59,8 @@ class FakeHost : public NbdSessionHost {
   size_t cursor = 0;
   bool closed = false, soft_close = false, paused = false, defer = false;
   std::deque<std::function<void()>> deferred;
+  bool defer_file_reads = false, fail_file_reads = false;
+  std::deque<std::function<void()>> file_reads;  // run by the test, in the order it likes
 
   // Output readers: each consumes from `cursor`.
   size_t unread() const { return out.size() - cursor; }
@@ -156,6 +172,143 @@ class SessionTest : public ::testing::Test {
   Bytes pending;
   size_t last_want = 0;
 };
+
+// One export over a memory file whose reads can be planned: each planned read is two file runs
+// (the halves), as a store's read of blocks in two segments would be.
+class PlannedFileCatalog : public proto::ExportCatalog {
+ public:
+  static constexpr uint64_t kSize = 1 << 20;
+  PlannedFileCatalog() : fd_(::memfd_create("nbd-session-test", 0)) { EXPECT_EQ(::ftruncate(fd_, kSize), 0); }
+  ~PlannedFileCatalog() override { ::close(fd_); }
+
+  Result<std::shared_ptr<proto::BlockExport>> open(std::string_view name) override {
+    if (name != "file") return not_found("no such export");
+    return std::shared_ptr<proto::BlockExport>(std::make_shared<Export>(*this));
+  }
+  std::vector<proto::ExportInfo> list() override { return {{"file", kSize, false}}; }
+
+  Status finish_status;  // what finish() answers (a checksum failure, say)
+  int plans = 0, finishes = 0, live_plans = 0;
+
+ private:
+  class Plan : public PlannedRead {
+   public:
+    Plan(PlannedFileCatalog& c, int fd, uint64_t offset, std::span<uint8_t> out) : c_(c) {
+      c_.plans++;
+      c_.live_plans++;
+      size_t half = out.size() / 2;
+      file_reads_.push_back({fd, offset + half, out.subspan(half)});
+      if (half > 0) file_reads_.push_back({fd, offset, out.first(half)});
+    }
+    ~Plan() override { c_.live_plans--; }
+    Status finish() override {
+      c_.finishes++;
+      return c_.finish_status;
+    }
+    PlannedFileCatalog& c_;
+  };
+  class Export : public proto::BlockExport {
+   public:
+    explicit Export(PlannedFileCatalog& c) : c_(c) {}
+    const std::string& name() const override { return name_; }
+    uint64_t size_bytes() const override { return kSize; }
+    bool read_only() const override { return false; }
+    std::array<uint8_t, 16> uuid() const override { return {}; }
+    Status read(uint64_t offset, std::span<uint8_t> out) override {
+      return ::pread(c_.fd_, out.data(), out.size(), off_t(offset)) == ssize_t(out.size()) ? Status::ok() : io_error("pread");
+    }
+    Result<std::unique_ptr<PlannedRead>> plan_read(uint64_t offset, std::span<uint8_t> out) override {
+      return std::unique_ptr<PlannedRead>(std::make_unique<Plan>(c_, c_.fd_, offset, out));
+    }
+    Status write(uint64_t offset, std::span<const uint8_t> data, bool) override {
+      return ::pwrite(c_.fd_, data.data(), data.size(), off_t(offset)) == ssize_t(data.size()) ? Status::ok() : io_error("pwrite");
+    }
+    Status flush() override { return Status::ok(); }
+    Status trim(uint64_t, uint64_t) override { return not_supported("trim"); }
+    Status write_zeroes(uint64_t, uint64_t, bool) override { return not_supported("zeroes"); }
+
+   private:
+    PlannedFileCatalog& c_;
+    std::string name_ = "file";
+  };
+  int fd_;
+};
+
+class PlannedReadTest : public SessionTest {
+ protected:
+  void SetUp() override {
+    session = std::make_unique<NbdSession>(files, host, NbdSessionOptions{});
+    session->start();
+    host.cursor = kGreetingBytes;
+    handshake_go("file", false);
+    data.resize(8192);
+    for (size_t i = 0; i < data.size(); i++) data[i] = uint8_t(i * 13 + 1);
+    feed(request(kCmdWrite, 1, 4096, 8192, 0, data));
+    EXPECT_EQ(simple_reply(1), 0u);
+  }
+  PlannedFileCatalog files;
+  Bytes data;
+};
+
+TEST_F(PlannedReadTest, RepliesOnceEveryFileRunIsInAndChecked) {
+  host.defer_file_reads = true;
+  feed(request(kCmdRead, 2, 4096, 8192));
+  feed(request(kCmdRead, 3, 4096, 4096));
+  EXPECT_EQ(host.file_reads.size(), 4u);  // two runs each, none read yet
+  EXPECT_EQ(host.unread(), 0u);
+  EXPECT_EQ(session->inflight(), 2);
+  // Runs complete out of order: a reply goes out only when its last run is in.
+  auto run = [&](size_t i) {
+    auto f = std::move(host.file_reads[i]);
+    host.file_reads[i] = [] {};
+    f();
+  };
+  run(3);
+  run(0);
+  EXPECT_EQ(host.unread(), 0u);
+  run(2);  // request 3 is complete
+  EXPECT_EQ(simple_reply(3), 0u);
+  EXPECT_EQ(host.take(4096), Bytes(data.begin(), data.begin() + 4096));
+  EXPECT_EQ(files.live_plans, 1);  // request 3's plan (its segment pin) is gone as soon as it is done
+  run(1);
+  EXPECT_EQ(simple_reply(2), 0u);
+  EXPECT_EQ(host.take(8192), data);
+  EXPECT_EQ(files.finishes, 2);
+  EXPECT_EQ(files.live_plans, 0);
+  EXPECT_EQ(session->inflight(), 0);
+}
+
+TEST_F(PlannedReadTest, AFailedRunOrCheckIsAnErrorReplyAndTheSessionGoesOn) {
+  host.fail_file_reads = true;
+  feed(request(kCmdRead, 2, 4096, 8192));
+  EXPECT_EQ(simple_reply(2), uint32_t(kNbdEio));
+  EXPECT_EQ(files.finishes, 0);  // nothing to check: the data never came
+  host.fail_file_reads = false;
+  files.finish_status = corruption("checksum mismatch");
+  feed(request(kCmdRead, 3, 4096, 8192));
+  EXPECT_EQ(simple_reply(3), uint32_t(kNbdEio));
+  EXPECT_EQ(host.unread(), 0u);  // no data after an error reply
+  files.finish_status = Status::ok();
+  feed(request(kCmdRead, 4, 4096, 8192));
+  EXPECT_EQ(simple_reply(4), 0u);
+  EXPECT_EQ(host.take(8192), data);
+  EXPECT_EQ(files.live_plans, 0);
+  EXPECT_EQ(session->inflight(), 0);
+}
+
+TEST_F(PlannedReadTest, RunsCompletingAfterCloseReleaseThePlanAndTouchNoSession) {
+  host.defer_file_reads = true;
+  feed(request(kCmdRead, 2, 4096, 8192));
+  session->on_close();
+  session.reset();
+  while (!host.file_reads.empty()) {
+    auto f = std::move(host.file_reads.front());
+    host.file_reads.pop_front();
+    f();
+  }
+  EXPECT_EQ(host.unread(), 0u);
+  EXPECT_EQ(files.live_plans, 0);
+}
 
 TEST_F(SessionTest, GreetingIsFixedNewstyle) {
   host.cursor = 0;
