@@ -410,17 +410,19 @@ void NbdSession::do_read(const Request& r) {
     host_.send(std::move(*buf));
   };
   if (!options_.offload_all_io) {
-    // Planned on the loop, its file reads on the loop's ring: a cold block holds up no request
-    // behind it, and no thread waits for it. Where the store would wait to plan (its lock, a map
-    // node not in memory), or cannot plan, the read goes to a worker.
+    // A page-cache hit is served here on the loop. A miss is planned here and its blocks read on
+    // the loop's ring: it holds up no request behind it, and no thread waits for it. Where the
+    // store would wait even to plan (its lock, a map node not in memory), or cannot plan, the read
+    // goes to a worker.
     Status s;
+    Result<std::unique_ptr<PlannedRead>> plan = not_supported("");
     {
       NonBlockingScope no_wait;
-      Result<std::unique_ptr<PlannedRead>> plan = export_->plan_read(r.offset, std::span<uint8_t>(buf->data() + header, r.length));
-      if (plan.is_ok()) return read_planned(std::move(plan).value(), std::move(reply));
-      s = plan.status();
-      if (s.code() == Code::kNotSupported) s = work();  // a page-cache hit is served here
+      s = work();
+      if (s.code() == Code::kWouldBlock) plan = export_->plan_read(r.offset, std::span<uint8_t>(buf->data() + header, r.length));
     }
+    if (plan.is_ok()) return read_planned(std::move(plan).value(), std::move(reply));
+    if (plan.status().code() != Code::kNotSupported) s = plan.status();
     if (s.code() != Code::kWouldBlock) return reply(s);
   }
   run(std::move(work), std::move(reply), true);

@@ -11,6 +11,7 @@
 
 #include "proto/memory_export.h"
 #include "util/encoding.h"
+#include "util/nonblocking_scope.h"
 
 namespace arbor::nbd {
 namespace {
@@ -174,7 +175,8 @@ class SessionTest : public ::testing::Test {
 };
 
 // One export over a memory file whose reads can be planned: each planned read is two file runs
-// (the halves), as a store's read of blocks in two segments would be.
+// (the halves), as a store's read of blocks in two segments would be. While `cold`, a read inside a
+// NonBlockingScope would block, as a page-cache miss does.
 class PlannedFileCatalog : public proto::ExportCatalog {
  public:
   static constexpr uint64_t kSize = 1 << 20;
@@ -187,6 +189,7 @@ class PlannedFileCatalog : public proto::ExportCatalog {
   }
   std::vector<proto::ExportInfo> list() override { return {{"file", kSize, false}}; }
 
+  bool cold = true;
   Status finish_status;  // what finish() answers (a checksum failure, say)
   int plans = 0, finishes = 0, live_plans = 0;
 
@@ -215,6 +218,7 @@ class PlannedFileCatalog : public proto::ExportCatalog {
     bool read_only() const override { return false; }
     std::array<uint8_t, 16> uuid() const override { return {}; }
     Status read(uint64_t offset, std::span<uint8_t> out) override {
+      if (c_.cold && NonBlockingScope::active()) return would_block("not in the page cache");
       return ::pread(c_.fd_, out.data(), out.size(), off_t(offset)) == ssize_t(out.size()) ? Status::ok() : io_error("pread");
     }
     Result<std::unique_ptr<PlannedRead>> plan_read(uint64_t offset, std::span<uint8_t> out) override {
@@ -276,6 +280,23 @@ TEST_F(PlannedReadTest, RepliesOnceEveryFileRunIsInAndChecked) {
   EXPECT_EQ(files.finishes, 2);
   EXPECT_EQ(files.live_plans, 0);
   EXPECT_EQ(session->inflight(), 0);
+  EXPECT_TRUE(host.deferred.empty());  // no worker was involved
+
+  // A hit is answered at once, ahead of a miss still waiting for its runs, and is not planned.
+  feed(request(kCmdRead, 4, 4096, 4096));
+  files.cold = false;
+  feed(request(kCmdRead, 5, 8192, 4096));
+  EXPECT_EQ(files.plans, 3);
+  EXPECT_EQ(simple_reply(5), 0u);
+  EXPECT_EQ(host.take(4096), Bytes(data.begin() + 4096, data.end()));
+  EXPECT_EQ(host.unread(), 0u);
+  while (!host.file_reads.empty()) {
+    auto f = std::move(host.file_reads.front());
+    host.file_reads.pop_front();
+    f();
+  }
+  EXPECT_EQ(simple_reply(4), 0u);
+  EXPECT_EQ(host.take(4096), Bytes(data.begin(), data.begin() + 4096));
 }
 
 TEST_F(PlannedReadTest, AFailedRunOrCheckIsAnErrorReplyAndTheSessionGoesOn) {
