@@ -185,24 +185,40 @@ Status SegmentLog::drop_segment(SegmentId id) {
   ARBOR_CHECK(open_ == nullptr || open_->id != id);
   segments_.erase(id);
   unsynced_.erase(id);
-  Status earlier;
   {
     std::lock_guard lock(pin_mu_);
-    earlier = std::exchange(deferred_remove_status_, Status::ok());
     if (pins_held_ > 0) {
       // Pins taken from now on cannot reach this segment: the map no longer points into it.
       epochs_.back().doomed.push_back(id);
       epochs_.emplace_back();
-      return earlier;
+      return Status::ok();
     }
   }
-  RETURN_IF_ERROR(earlier);
   return backend_.remove(id);
+}
+
+Status SegmentLog::remove_released() {
+  std::vector<SegmentId> ids;
+  {
+    std::lock_guard lock(pin_mu_);
+    ids.swap(released_);
+  }
+  Status first_error;
+  for (size_t i = 0; i < ids.size(); i++) {
+    Status s = backend_.remove(ids[i]);
+    if (!s.is_ok()) {
+      // Kept for the next call: a segment is never forgotten while it is on the backend.
+      std::lock_guard lock(pin_mu_);
+      released_.push_back(ids[i]);
+      if (first_error.is_ok()) first_error = s;
+    }
+  }
+  return first_error;
 }
 
 size_t SegmentLog::doomed_segments() const {
   std::lock_guard lock(pin_mu_);
-  size_t n = 0;
+  size_t n = released_.size();
   for (const PinEpoch& e : epochs_) n += e.doomed.size();
   return n;
 }
@@ -215,31 +231,22 @@ SegmentPin SegmentLog::pin_segments() {
 }
 
 void SegmentLog::unpin(uint64_t epoch) {
-  std::vector<SegmentId> removable;
-  {
-    std::lock_guard lock(pin_mu_);
-    ARBOR_CHECK(epoch >= first_epoch_ && epoch - first_epoch_ < epochs_.size());
-    PinEpoch& e = epochs_[epoch - first_epoch_];
-    ARBOR_CHECK(e.pins > 0);
-    e.pins--;
-    pins_held_--;
-    while (epochs_.size() > 1 && epochs_.front().pins == 0) {
-      removable.insert(removable.end(), epochs_.front().doomed.begin(), epochs_.front().doomed.end());
-      epochs_.pop_front();
-      first_epoch_++;
-    }
-  }
-  for (SegmentId id : removable) {
-    Status s = backend_.remove(id);
-    if (!s.is_ok()) {
-      std::lock_guard lock(pin_mu_);
-      if (deferred_remove_status_.is_ok()) deferred_remove_status_ = s;
-    }
+  std::lock_guard lock(pin_mu_);
+  ARBOR_CHECK(epoch >= first_epoch_ && epoch - first_epoch_ < epochs_.size());
+  PinEpoch& e = epochs_[epoch - first_epoch_];
+  ARBOR_CHECK(e.pins > 0);
+  e.pins--;
+  pins_held_--;
+  while (epochs_.size() > 1 && epochs_.front().pins == 0) {
+    released_.insert(released_.end(), epochs_.front().doomed.begin(), epochs_.front().doomed.end());
+    epochs_.pop_front();
+    first_epoch_++;
   }
 }
 
 SegmentLog::~SegmentLog() {
   ARBOR_CHECK(pins_held_ == 0);
+  for (SegmentId id : released_) (void)backend_.remove(id);
   for (const PinEpoch& e : epochs_) {
     for (SegmentId id : e.doomed) (void)backend_.remove(id);
   }

@@ -52,9 +52,9 @@ class SegmentLog;
 // Keeps every segment the block map pointed into when it was taken from being removed (its file
 // recycled) while a reader reads it outside the Store lock: on a worker, or as reads in flight on
 // an event loop's io_uring. A pin counts in the epoch current when it is taken. A segment dropped
-// while pins are held is doomed, not removed, and a new epoch begins; it is removed once every pin
-// of its epoch and the ones before is released. So dropping never waits for a reader, and a
-// reader never blocks a drop for longer than its own reads.
+// while pins are held is doomed, not removed, and a new epoch begins; once every pin of its epoch
+// and the ones before is released, the next remove_released() removes it. So dropping never waits
+// for a reader, and releasing a pin (on an event loop, say) never does I/O.
 class SegmentPin {
  public:
   SegmentPin() = default;
@@ -125,10 +125,13 @@ class SegmentLog {
 
   const std::map<SegmentId, LogSegment>& segments() const { return segments_; }
   // Forgets a segment and deletes it from the backend (the Store decides when that is safe): now,
-  // or when the last pin that may read it is released. Never waits. Returns the error of an
-  // earlier deferred removal, if one failed since.
+  // or, while pins are held, at the first remove_released() after the last pin that may read it
+  // is released. Never waits.
   Status drop_segment(SegmentId id);
-  // Segments dropped but not yet removed, waiting for pins (tests, status).
+  // Deletes the dropped segments no pin can read any more. Same caller rules as drop_segment (the
+  // Store: under sync_mu, so never under a running sync). A failed removal is retried next time.
+  Status remove_released();
+  // Segments dropped but not yet deleted (tests, status).
   size_t doomed_segments() const;
   SegmentId open_segment() const { return open_ ? open_->id : 0; }
   uint64_t next_sequence() const { return next_sequence_; }
@@ -168,7 +171,7 @@ class SegmentLog {
   std::deque<PinEpoch> epochs_{1};
   uint64_t first_epoch_ = 0;  // the number of epochs_.front()
   uint64_t pins_held_ = 0;
-  Status deferred_remove_status_;
+  std::vector<SegmentId> released_;  // doomed, no pin left that may read them: remove_released()
 };
 
 }  // namespace arbor

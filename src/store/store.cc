@@ -607,6 +607,7 @@ Result<CleanStats> Store::maintain(double dead_fraction, size_t max_segments) {
   std::unique_lock lock(impl_->mu);
   RETURN_IF_ERROR(impl_->failed);
   if (impl_->wants_checkpoint()) RETURN_IF_ERROR(impl_->checkpoint_locked());
+  RETURN_IF_ERROR(impl_->log.remove_released());
   uint64_t segment_bytes = uint64_t(impl_->log.blocks_per_segment()) * kBlockSizeBytes;
   uint64_t physical = impl_->log.segments().size() * segment_bytes;
   uint64_t live = impl_->refs.live_blocks_total() * kBlockSizeBytes;
