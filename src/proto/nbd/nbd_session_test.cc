@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "proto/memory_export.h"
+#include "proto/planned_file_catalog.h"
 #include "util/encoding.h"
 #include "util/nonblocking_scope.h"
 
@@ -174,70 +175,6 @@ class SessionTest : public ::testing::Test {
   size_t last_want = 0;
 };
 
-// One export over a memory file whose reads can be planned: each planned read is two file runs
-// (the halves), as a store's read of blocks in two segments would be. While `cold`, a read inside a
-// NonBlockingScope would block, as a page-cache miss does.
-class PlannedFileCatalog : public proto::ExportCatalog {
- public:
-  static constexpr uint64_t kSize = 1 << 20;
-  PlannedFileCatalog() : fd_(::memfd_create("nbd-session-test", 0)) { EXPECT_EQ(::ftruncate(fd_, kSize), 0); }
-  ~PlannedFileCatalog() override { ::close(fd_); }
-
-  Result<std::shared_ptr<proto::BlockExport>> open(std::string_view name) override {
-    if (name != "file") return not_found("no such export");
-    return std::shared_ptr<proto::BlockExport>(std::make_shared<Export>(*this));
-  }
-  std::vector<proto::ExportInfo> list() override { return {{"file", kSize, false}}; }
-
-  bool cold = true;
-  Status finish_status;  // what finish() answers (a checksum failure, say)
-  int plans = 0, finishes = 0, live_plans = 0;
-
- private:
-  class Plan : public PlannedRead {
-   public:
-    Plan(PlannedFileCatalog& c, int fd, uint64_t offset, std::span<uint8_t> out) : c_(c) {
-      c_.plans++;
-      c_.live_plans++;
-      size_t half = out.size() / 2;
-      file_reads_.push_back({fd, offset + half, out.subspan(half)});
-      if (half > 0) file_reads_.push_back({fd, offset, out.first(half)});
-    }
-    ~Plan() override { c_.live_plans--; }
-    Status finish() override {
-      c_.finishes++;
-      return c_.finish_status;
-    }
-    PlannedFileCatalog& c_;
-  };
-  class Export : public proto::BlockExport {
-   public:
-    explicit Export(PlannedFileCatalog& c) : c_(c) {}
-    const std::string& name() const override { return name_; }
-    uint64_t size_bytes() const override { return kSize; }
-    bool read_only() const override { return false; }
-    std::array<uint8_t, 16> uuid() const override { return {}; }
-    Status read(uint64_t offset, std::span<uint8_t> out) override {
-      if (c_.cold && NonBlockingScope::active()) return would_block("not in the page cache");
-      return ::pread(c_.fd_, out.data(), out.size(), off_t(offset)) == ssize_t(out.size()) ? Status::ok() : io_error("pread");
-    }
-    Result<std::unique_ptr<PlannedRead>> plan_read(uint64_t offset, std::span<uint8_t> out) override {
-      return std::unique_ptr<PlannedRead>(std::make_unique<Plan>(c_, c_.fd_, offset, out));
-    }
-    Status write(uint64_t offset, std::span<const uint8_t> data, bool) override {
-      return ::pwrite(c_.fd_, data.data(), data.size(), off_t(offset)) == ssize_t(data.size()) ? Status::ok() : io_error("pwrite");
-    }
-    Status flush() override { return Status::ok(); }
-    Status trim(uint64_t, uint64_t) override { return not_supported("trim"); }
-    Status write_zeroes(uint64_t, uint64_t, bool) override { return not_supported("zeroes"); }
-
-   private:
-    PlannedFileCatalog& c_;
-    std::string name_ = "file";
-  };
-  int fd_;
-};
-
 class PlannedReadTest : public SessionTest {
  protected:
   void SetUp() override {
@@ -250,7 +187,7 @@ class PlannedReadTest : public SessionTest {
     feed(request(kCmdWrite, 1, 4096, 8192, 0, data));
     EXPECT_EQ(simple_reply(1), 0u);
   }
-  PlannedFileCatalog files;
+  proto::PlannedFileCatalog files;
   Bytes data;
 };
 

@@ -242,13 +242,55 @@ Session::Completion Session::blocking_call(const Sqe& sqe, std::function<Status(
   auto result = std::make_shared<Status>();
   run_blocking_([call = std::move(call), result] { *result = call(); },
                 [this, sqe, result, is_write, on_done = std::move(on_done)] {
-                  Completion done;
-                  done.status = status_for(*result, is_write);
-                  if (on_done) on_done(done);
-                  if (done.status == kScSuccess && !done.data.empty()) send_c2h_data(get_u16(&sqe[kSqeCid]), done.data);
-                  send_response(sqe, done);
+                  answer_deferred(sqe, *result, is_write, on_done);
                 });
   c.deferred = true;
+  return c;
+}
+
+void Session::answer_deferred(const Sqe& sqe, const Status& result, bool is_write,
+                              const std::function<void(Completion&)>& on_done) {
+  Completion done;
+  done.status = status_for(result, is_write);
+  if (on_done) on_done(done);
+  if (done.status == kScSuccess && !done.data.empty()) send_c2h_data(get_u16(&sqe[kSqeCid]), done.data);
+  send_response(sqe, done);
+}
+
+Session::Completion Session::planned_read(const Sqe& sqe, std::unique_ptr<PlannedRead> plan,
+                                          std::function<void(Completion&)> on_done) {
+  Completion c;
+  if (plan->file_reads().empty()) {
+    c.status = status_for(plan->finish(), false);
+    if (on_done) on_done(c);
+    return c;
+  }
+  struct Pending {
+    std::unique_ptr<PlannedRead> plan;
+    std::function<void(Completion&)> on_done;
+    size_t left;
+    Status error;
+  };
+  // One count more than the runs, dropped after the loop: a run completing at once must not
+  // finish the plan while the others are still being handed out.
+  size_t n = plan->file_reads().size();
+  auto pending = std::make_shared<Pending>(Pending{std::move(plan), std::move(on_done), n + 1, Status::ok()});
+  auto one_done = [this, sqe, pending](const Status& s) {
+    if (!s.is_ok() && pending->error.is_ok()) pending->error = s;
+    if (--pending->left > 0) return;
+    Status result = pending->error.is_ok() ? pending->plan->finish() : pending->error;
+    pending->plan.reset();  // its segment pin: released as soon as the data is in
+    answer_deferred(sqe, result, false, pending->on_done);
+  };
+  for (size_t i = 0; i < n; i++) read_file_(pending->plan->file_reads()[i], one_done);
+  c.deferred = true;
+  if (--pending->left == 0) {  // every run completed inside read_file_
+    Status result = pending->error.is_ok() ? pending->plan->finish() : pending->error;
+    pending->plan.reset();
+    c.deferred = false;
+    c.status = status_for(result, false);
+    if (pending->on_done) pending->on_done(c);
+  }
   return c;
 }
 
@@ -577,12 +619,24 @@ Session::Completion Session::io(const Sqe& sqe, std::span<const uint8_t> host_da
       }
       if (read_status.code() == Code::kWouldBlock) {
         auto data = std::make_shared<std::vector<uint8_t>>(std::move(c.data));
+        auto on_done = [this, data](Completion& done) {
+          if (done.status != kScSuccess) return;
+          if (ctrl_) ctrl_->bytes_read.fetch_add(data->size());
+          done.data = std::move(*data);
+        };
+        if (read_file_) {
+          // A page-cache miss: wait for it on the loop's ring, not on a worker.
+          Result<std::unique_ptr<PlannedRead>> plan = not_supported("");
+          {
+            NonBlockingScope no_wait;
+            plan = exp->plan_read(slba << kLbaShift, *data);
+          }
+          if (plan.is_ok()) return planned_read(sqe, std::move(plan).value(), std::move(on_done));
+          Code code = plan.status().code();
+          if (code != Code::kNotSupported && code != Code::kWouldBlock) return c.status = status_for(plan.status(), false), c;
+        }
         return blocking_call(sqe, [e = ctrl_->exp, off = slba << kLbaShift, data] { return e->read(off, *data); }, false,
-                             [this, data](Completion& done) {
-                               if (done.status != kScSuccess) return;
-                               if (ctrl_) ctrl_->bytes_read.fetch_add(data->size());
-                               done.data = std::move(*data);
-                             });
+                             std::move(on_done));
       }
       c.status = status_for(read_status, false);
       if (c.status != kScSuccess) c.data.clear();

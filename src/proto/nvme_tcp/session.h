@@ -52,6 +52,11 @@ class Session {
   // everything runs inline inside receive() (unit tests, the fuzzer).
   using RunBlocking = std::function<void(std::function<void()> work, std::function<void()> done)>;
   void set_run_blocking(RunBlocking run_blocking) { run_blocking_ = std::move(run_blocking); }
+  // Where the file runs of a planned read (io/planned_read.h) are read without blocking this
+  // thread (the event loop's io_uring); `done` runs as run_blocking's does. With it, a read that
+  // misses the page cache waits on the ring, not on a worker.
+  using ReadFile = std::function<void(const FileRead& f, std::function<void(const Status&)> done)>;
+  void set_read_file(ReadFile read_file) { read_file_ = std::move(read_file); }
 
   bool closing() const { return closing_; }
   const std::string& close_reason() const { return close_reason_; }
@@ -116,6 +121,10 @@ class Session {
   // data it puts in the completion goes out first (a read finished on a worker).
   Completion blocking_call(const Sqe& sqe, std::function<Status()> call, bool is_write,
                            std::function<void(Completion&)> on_done = {});
+  // Reads the runs of `plan` through read_file_, then answers `sqe` as blocking_call does.
+  Completion planned_read(const Sqe& sqe, std::unique_ptr<PlannedRead> plan, std::function<void(Completion&)> on_done);
+  // The answer to a command whose call finished elsewhere (a worker, the ring).
+  void answer_deferred(const Sqe& sqe, const Status& result, bool is_write, const std::function<void(Completion&)>& on_done);
 
   TargetContext& ctx_;
   uint64_t now_ms_ = 0;
@@ -135,6 +144,7 @@ class Session {
   std::map<uint16_t, Transfer> transfers_;  // by ttag
   uint16_t next_ttag_ = 0;
   RunBlocking run_blocking_;
+  ReadFile read_file_;
 };
 
 }  // namespace arbor::nvme_tcp

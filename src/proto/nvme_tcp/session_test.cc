@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <deque>
 
 #include "proto/memory_export.h"
+#include "proto/planned_file_catalog.h"
 #include "util/crc32c.h"
 #include "util/encoding.h"
 
@@ -971,6 +973,95 @@ TEST_F(SessionTest, ColdReadRunsOffTheLoopAndHotReadsAreNotHeldBehindIt) {
   ASSERT_EQ(io->run(io->capsule(read_sqe(4, 0)), &got).first, 0);
   EXPECT_TRUE(queued.empty());
   EXPECT_EQ(got, std::vector<uint8_t>(blocks.begin(), blocks.begin() + 4096));
+}
+
+// With a read_file hook (the event loop's ring), a page-cache miss is planned and its runs read
+// there: no worker, an answer once every run is in, and an error status when a run or the check
+// fails.
+TEST(SessionMore, ColdReadWaitsOnTheRingNotOnAWorker) {
+  proto::PlannedFileCatalog files;
+  StaticHostAllowList allow;
+  TargetContext ctx;
+  ctx.catalog = &files;
+  ctx.allow = &allow;
+  ctx.nqn_prefix = kPrefix;
+  int worker_calls = 0;
+  auto pool = [&](std::function<void()> work, std::function<void()> done) {
+    worker_calls++;
+    work();
+    done();
+  };
+  std::deque<std::function<void()>> ring;  // file reads, run when the test says
+  bool fail_runs = false;
+  auto read_file = [&](const FileRead& f, std::function<void(const Status&)> done) {
+    ring.push_back([&fail_runs, f, done = std::move(done)] {
+      if (fail_runs) return done(io_error("injected"));
+      bool whole = ::pread(f.fd, f.into.data(), f.into.size(), off_t(f.offset)) == ssize_t(f.into.size());
+      done(whole ? Status::ok() : io_error("short read"));
+    });
+  };
+  Host admin(ctx);
+  admin.handshake();
+  uint16_t cntlid = 0;
+  ASSERT_EQ(admin.admin_connect(std::string(kPrefix) + "file", &cntlid), 0);
+  Host io(ctx);
+  io.s.set_run_blocking(pool);
+  io.s.set_read_file(read_file);
+  io.handshake();
+  ASSERT_EQ(io.connect(std::string(kPrefix) + "file", 1, cntlid), 0);
+
+  std::vector<uint8_t> blocks(8192);
+  for (size_t i = 0; i < blocks.size(); i++) blocks[i] = uint8_t(i * 3 + 7);
+  Sqe w = Host::sqe(kIoWrite, 1, 1);
+  put_u64(&w[40], 2);
+  put_u32(&w[48], 1);
+  Host::sgl(w, kSglDataBlockOffset, 8192);
+  ASSERT_EQ(io.run(io.capsule(w, blocks)).first, 0);
+  auto read_sqe = [&](uint16_t cid) {
+    Sqe r = Host::sqe(kIoRead, cid, 1);
+    put_u64(&r[40], 2);
+    put_u32(&r[48], 1);
+    Host::sgl(r, kSglTransportDataBlock, 8192);
+    return r;
+  };
+  auto run_ring = [&] {
+    while (!ring.empty()) {
+      auto f = std::move(ring.back());  // last run first
+      ring.pop_back();
+      f();
+    }
+    io.feed({});
+  };
+
+  io.feed(io.capsule(read_sqe(2)));
+  EXPECT_TRUE(io.out.empty());
+  EXPECT_EQ(ring.size(), 2u);
+  run_ring();
+  Pdu data = io.next();
+  ASSERT_EQ(data.type(), kC2HData);
+  EXPECT_EQ(std::vector<uint8_t>(data.b.begin() + data.b[3], data.b.end()), blocks);
+  Pdu resp = io.next();
+  EXPECT_EQ(get_u16(&resp.b[8 + 12]), 2);
+  EXPECT_EQ(get_u16(&resp.b[8 + 14]) >> 1, 0);
+  EXPECT_EQ(worker_calls, 0);
+  EXPECT_EQ(files.live_plans, 0);
+
+  fail_runs = true;
+  io.feed(io.capsule(read_sqe(3)));
+  run_ring();
+  resp = io.next();
+  ASSERT_EQ(resp.type(), kCapsuleResp);  // no data before an error
+  EXPECT_EQ(get_u16(&resp.b[8 + 12]), 3);
+  EXPECT_NE(get_u16(&resp.b[8 + 14]) >> 1, 0);
+  fail_runs = false;
+  files.finish_status = corruption("checksum mismatch");
+  io.feed(io.capsule(read_sqe(4)));
+  run_ring();
+  resp = io.next();
+  ASSERT_EQ(resp.type(), kCapsuleResp);
+  EXPECT_NE(get_u16(&resp.b[8 + 14]) >> 1, 0);
+  EXPECT_EQ(files.live_plans, 0);
+  EXPECT_EQ(worker_calls, 0);
 }
 
 }  // namespace

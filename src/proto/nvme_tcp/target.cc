@@ -77,6 +77,13 @@ class NvmeProtocol : public net::Protocol {
   }
 
   void on_open(net::Connection& conn) override {
+    // Runs complete on this loop; while the connection is open this protocol is alive.
+    session_.set_read_file([this](const FileRead& f, std::function<void(const Status&)> done) {
+      conn_.read_file(f, [this, done = std::move(done)](const Status& s) {
+        done(s);
+        drain(conn_);
+      });
+    });
     id_ = conn.id();
     std::lock_guard lock(impl_->mu);
     impl_->conns[id_] = {conn.weak_from_this(), this};
