@@ -3,9 +3,10 @@
 // An event loop serves many requests on one thread; a read that waits for the device (its blocks
 // are not in the page cache) or for the store lock (a writer holds it) would stall every other
 // request on that loop, so that at queue depth 32 a cold volume would be read one block at a time.
-// Inside this scope such a call returns Code::kWouldBlock instead, and the loop hands the request
-// to a worker thread, where the same call is made again without the scope and may wait. A hit
-// (the common case) costs the loop nothing extra.
+// Inside this scope such a call returns Code::kWouldBlock instead. The loop then plans the read
+// (Store::plan_read) and reads its blocks on its own io_uring, or, where even planning would wait,
+// hands the request to a worker thread, where the same call is made again without the scope. A
+// hit (the common case) costs the loop nothing extra.
 //
 // Honoured by: io::pread_full (RWF_NOWAIT: the kernel starts the device read and returns EAGAIN),
 // Store::read (try-lock of the store lock). Any layer in between passes the status through.

@@ -1,6 +1,7 @@
 // The NBD server arbord runs: NbdSession state machines on the net:: io_uring event loops, with a
-// worker pool for calls that may block: flush, FUA writes, reads whose blocks are not in memory
-// (tried first on the loop, see util/nonblocking_scope.h), and all I/O if offload_all_io.
+// worker pool for calls that may block: flush, FUA writes, reads that cannot be planned without
+// waiting (a page-cache miss is planned on the loop and read on its ring; see
+// util/nonblocking_scope.h and io/planned_read.h), and all I/O if offload_all_io.
 //
 // Threading: start/stop/endpoints from the owner's thread. The catalog is called from the loop
 // threads (open, list during the handshake) and the exports from loops and workers, concurrently,
@@ -26,8 +27,8 @@ struct NbdServerOptions {
   // "tcp://127.0.0.1:10809", "tcp://[::1]:0" (0: any free port), "unix:///path/nbd.sock".
   std::vector<std::string> listen;
   int event_loops = 2;
-  // Threads for flush, FUA and cold reads (and all I/O when offload_all_io). Cold reads wait on the
-  // device one per thread: this many is the queue depth the device sees (nbdkit's default too).
+  // Threads for flush, FUA, and reads that would wait even to be planned (all I/O when
+  // offload_all_io). A read on a worker waits on the device one per thread.
   int blocking_workers = 16;
   // Run reads and plain writes on the workers too (for exports whose reads may wait on a device).
   bool offload_all_io = false;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "proto/run_planned_read.h"
 #include "util/check.h"
 #include "util/encoding.h"
 #include "util/nonblocking_scope.h"
@@ -430,28 +431,13 @@ void NbdSession::do_read(const Request& r) {
 
 void NbdSession::read_planned(std::unique_ptr<PlannedRead> plan, std::function<void(const Status&)> reply) {
   if (plan->file_reads().empty()) return reply(plan->finish());
-  struct Pending {
-    std::unique_ptr<PlannedRead> plan;
-    std::function<void(const Status&)> reply;
-    size_t left;
-    Status error;
-  };
-  // One count more than the file reads, dropped after the loop below: a read completing at once
-  // must not finish the plan while its runs are still being handed out.
-  size_t n = plan->file_reads().size();
-  auto pending = std::make_shared<Pending>(Pending{std::move(plan), std::move(reply), n + 1, Status::ok()});
-  auto one_done = [this, alive = alive_, pending](const Status& s) {
-    if (!s.is_ok() && pending->error.is_ok()) pending->error = s;
-    if (--pending->left > 0) return;
-    Status result = pending->error.is_ok() ? pending->plan->finish() : pending->error;
-    pending->plan.reset();  // its segment pin: released as soon as the data is in
-    if (!*alive) return;
-    pending->reply(result);
-    finish_one();
-  };
   begin_one();
-  for (size_t i = 0; i < n; i++) host_.read_file(pending->plan->file_reads()[i], one_done);
-  one_done(Status::ok());
+  auto read_file = [this](const FileRead& f, std::function<void(const Status&)> done) { host_.read_file(f, std::move(done)); };
+  proto::run_planned_read(std::move(plan), read_file, [this, alive = alive_, reply = std::move(reply)](const Status& s) {
+    if (!*alive) return;
+    reply(s);
+    finish_one();
+  });
 }
 
 void NbdSession::do_write(const Request& r, std::span<const uint8_t> payload) {

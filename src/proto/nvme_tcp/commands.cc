@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "proto/nvme_tcp/session.h"
+#include "proto/run_planned_read.h"
 #include "util/encoding.h"
 #include "util/nonblocking_scope.h"
 
@@ -260,37 +261,10 @@ void Session::answer_deferred(const Sqe& sqe, const Status& result, bool is_writ
 Session::Completion Session::planned_read(const Sqe& sqe, std::unique_ptr<PlannedRead> plan,
                                           std::function<void(Completion&)> on_done) {
   Completion c;
-  if (plan->file_reads().empty()) {
-    c.status = status_for(plan->finish(), false);
-    if (on_done) on_done(c);
-    return c;
-  }
-  struct Pending {
-    std::unique_ptr<PlannedRead> plan;
-    std::function<void(Completion&)> on_done;
-    size_t left;
-    Status error;
-  };
-  // One count more than the runs, dropped after the loop: a run completing at once must not
-  // finish the plan while the others are still being handed out.
-  size_t n = plan->file_reads().size();
-  auto pending = std::make_shared<Pending>(Pending{std::move(plan), std::move(on_done), n + 1, Status::ok()});
-  auto one_done = [this, sqe, pending](const Status& s) {
-    if (!s.is_ok() && pending->error.is_ok()) pending->error = s;
-    if (--pending->left > 0) return;
-    Status result = pending->error.is_ok() ? pending->plan->finish() : pending->error;
-    pending->plan.reset();  // its segment pin: released as soon as the data is in
-    answer_deferred(sqe, result, false, pending->on_done);
-  };
-  for (size_t i = 0; i < n; i++) read_file_(pending->plan->file_reads()[i], one_done);
   c.deferred = true;
-  if (--pending->left == 0) {  // every run completed inside read_file_
-    Status result = pending->error.is_ok() ? pending->plan->finish() : pending->error;
-    pending->plan.reset();
-    c.deferred = false;
-    c.status = status_for(result, false);
-    if (pending->on_done) pending->on_done(c);
-  }
+  proto::run_planned_read(std::move(plan), read_file_, [this, sqe, on_done = std::move(on_done)](const Status& s) {
+    answer_deferred(sqe, s, false, on_done);
+  });
   return c;
 }
 

@@ -27,6 +27,7 @@
 
 #include "proto/nvme_tcp/nvme_wire.h"
 #include "proto/nvme_tcp/subsystems.h"
+#include "proto/run_planned_read.h"
 
 namespace arbor::nvme_tcp {
 
@@ -55,7 +56,7 @@ class Session {
   // Where the file runs of a planned read (io/planned_read.h) are read without blocking this
   // thread (the event loop's io_uring); `done` runs as run_blocking's does. With it, a read that
   // misses the page cache waits on the ring, not on a worker.
-  using ReadFile = std::function<void(const FileRead& f, std::function<void(const Status&)> done)>;
+  using ReadFile = proto::ReadFileFn;
   void set_read_file(ReadFile read_file) { read_file_ = std::move(read_file); }
 
   bool closing() const { return closing_; }
