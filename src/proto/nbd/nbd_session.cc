@@ -416,14 +416,20 @@ void NbdSession::do_read(const Request& r) {
     // store would wait even to plan (its lock, a map node not in memory), or cannot plan, the read
     // goes to a worker.
     Status s;
-    Result<std::unique_ptr<PlannedRead>> plan = not_supported("");
+    std::unique_ptr<PlannedRead> plan;
     {
       NonBlockingScope no_wait;
       s = work();
-      if (s.code() == Code::kWouldBlock) plan = export_->plan_read(r.offset, std::span<uint8_t>(buf->data() + header, r.length));
+      if (s.code() == Code::kWouldBlock) {
+        Result<std::unique_ptr<PlannedRead>> p = export_->plan_read(r.offset, std::span<uint8_t>(buf->data() + header, r.length));
+        if (p.is_ok()) {
+          plan = std::move(p).value();
+        } else if (p.status().code() != Code::kNotSupported) {
+          s = p.status();
+        }
+      }
     }
-    if (plan.is_ok()) return read_planned(std::move(plan).value(), std::move(reply));
-    if (plan.status().code() != Code::kNotSupported) s = plan.status();
+    if (plan) return read_planned(std::move(plan), std::move(reply));
     if (s.code() != Code::kWouldBlock) return reply(s);
   }
   run(std::move(work), std::move(reply), true);
