@@ -85,7 +85,12 @@ class Loop {
     std::promise<Status> ready;
     std::future<Status> result = ready.get_future();
     thread_ = std::thread([this, &ready] {
-      int rc = io_uring_queue_init(256, &ring_, 0);
+      // A completion queue far larger than the submission queue: file reads (many per request)
+      // can have thousands in flight, and a full one makes the kernel refuse submissions.
+      io_uring_params params{};
+      params.flags = IORING_SETUP_CQSIZE;
+      params.cq_entries = options_.completion_queue_entries;
+      int rc = io_uring_queue_init_params(256, &ring_, &params);
       if (rc < 0) {
         ready.set_value(errno_status(-rc, "io_uring_queue_init"));
         return;
@@ -183,10 +188,36 @@ class Loop {
   io_uring_sqe* get_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     while (sqe == nullptr) {  // submission queue full: hand what we have to the kernel
-      io_uring_submit(&ring_);
+      if (io_uring_submit(&ring_) == -EBUSY) {
+        // Completions the CQ had no room for wait in the kernel, and older kernels take no
+        // submission until they are reaped (6.x keeps a backlog and goes on). Handlers must not
+        // run here (we are inside one): set them aside.
+        io_uring_get_events(&ring_);
+        set_aside_completions();
+      }
       sqe = io_uring_get_sqe(&ring_);
     }
     return sqe;
+  }
+  void set_aside_completions() {
+    io_uring_cqe* cqe;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      set_aside_.push_back({io_uring_cqe_get_data64(cqe), cqe->res});
+      seen++;
+    }
+    io_uring_cq_advance(&ring_, seen);
+  }
+  void handle_completion(uint64_t ud, int res) {
+    void* p = reinterpret_cast<void*>(ud & ~kTagMask);
+    switch (ud & kTagMask) {
+      case kTagWake: arm_wake(); break;  // posted work runs at the top of the loop
+      case kTagAccept: on_accept(static_cast<Listener*>(p), res); break;
+      case kTagRecv: on_recv(static_cast<Connection*>(p), res); break;
+      case kTagSend: on_send(static_cast<Connection*>(p), res); break;
+      case kTagFileRead: on_file_read(static_cast<FileReadOp*>(p), res); break;
+      default: break;
+    }
   }
   void cancel(uint64_t user_data) {
     io_uring_sqe* sqe = get_sqe();
@@ -380,26 +411,23 @@ class Loop {
       reap();
       // File reads write into buffers their callbacks own: wait for them, closed or not.
       if (stopping_ && conns_.empty() && !accepts_inflight() && file_reads_inflight_ == 0) break;
-      int rc = io_uring_submit_and_wait(&ring_, 1);
+      // Completions set aside are waiting: hand over the submissions, but do not wait.
+      int rc = set_aside_.empty() ? io_uring_submit_and_wait(&ring_, 1) : io_uring_submit(&ring_);
       if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
         std::fprintf(stderr, "arbor net: io_uring_submit_and_wait: %s\n", std::strerror(-rc));
       }
+      // Older first: those set aside, then what the CQ holds (handled one by one, as a handler
+      // may set more aside).
+      std::vector<std::pair<uint64_t, int>> older;
+      older.swap(set_aside_);
+      for (auto [ud, res] : older) handle_completion(ud, res);
       io_uring_cqe* cqe;
-      unsigned head, seen = 0;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        seen++;
+      while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
         uint64_t ud = io_uring_cqe_get_data64(cqe);
-        void* p = reinterpret_cast<void*>(ud & ~kTagMask);
-        switch (ud & kTagMask) {
-          case kTagWake: arm_wake(); break;  // posted work runs at the top of the loop
-          case kTagAccept: on_accept(static_cast<Listener*>(p), cqe->res); break;
-          case kTagRecv: on_recv(static_cast<Connection*>(p), cqe->res); break;
-          case kTagSend: on_send(static_cast<Connection*>(p), cqe->res); break;
-          case kTagFileRead: on_file_read(static_cast<FileReadOp*>(p), cqe->res); break;
-          default: break;
-        }
+        int res = cqe->res;
+        io_uring_cqe_seen(&ring_, cqe);
+        handle_completion(ud, res);
       }
-      io_uring_cq_advance(&ring_, seen);
     }
     io_uring_queue_exit(&ring_);
     ring_ok_ = false;
@@ -425,6 +453,8 @@ class Loop {
   std::vector<Connection*> reap_list_;
   std::atomic<size_t> conn_count_{0};
   size_t file_reads_inflight_ = 0;
+  // Completions taken off a full CQ inside a handler (get_sqe), handled at the next turn.
+  std::vector<std::pair<uint64_t, int>> set_aside_;
 
  public:
   std::vector<std::unique_ptr<Listener>> owned_listeners;

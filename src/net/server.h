@@ -62,6 +62,9 @@ struct ServerOptions {
   int event_loops = 2;
   size_t max_tx_queue_bytes = size_t(64) << 20;  // reading pauses above this much unsent reply data
   size_t initial_rx_bytes = size_t(64) << 10;
+  // Per loop. Far more than the 256 submission entries: file reads can have thousands in flight.
+  // A full queue is survived (completions are set aside), but costs kernel allocations.
+  unsigned completion_queue_entries = 16384;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "net/server.h"
 #include "proto/memory_export.h"
 #include "proto/nbd/nbd_wire.h"
 #include "util/encoding.h"
@@ -347,6 +349,76 @@ TEST(ServerStart, BadListenAddressFails) {
   EXPECT_FALSE(NbdServer::start(catalog, o).is_ok());
   o.listen = {"tcp://127.0.0.1:99999"};
   EXPECT_FALSE(NbdServer::start(catalog, o).is_ok());
+}
+
+}  // namespace
+}  // namespace arbor::nbd
+
+namespace arbor::nbd {
+namespace {
+
+// net::Connection::read_file past a full completion queue: a protocol that, for each byte it
+// receives, reads 3000 blocks of a memory file at once on a loop whose CQ holds 256, then answers
+// with how many came back right. Nothing is lost, nothing hangs, and the connection goes on.
+class ManyFileReads : public net::Protocol {
+ public:
+  explicit ManyFileReads(int fd) : fd_(fd) {}
+  void on_open(net::Connection&) override {}
+  size_t on_receive(net::Connection& conn, std::span<const uint8_t> data, size_t*) override {
+    for (size_t i = 0; i < data.size(); i++) start(conn);
+    return data.size();
+  }
+  void on_close() override {}
+  static constexpr int kReads = 3000;
+
+ private:
+  void start(net::Connection& conn) {
+    auto buffers = std::make_shared<std::vector<std::array<uint8_t, 4096>>>(kReads);
+    auto left = std::make_shared<int>(kReads);
+    auto right = std::make_shared<int>(0);
+    for (int i = 0; i < kReads; i++) {
+      FileRead f{fd_, uint64_t(i % 256) * 4096, std::span<uint8_t>((*buffers)[i])};
+      conn.read_file(f, [&conn, buffers, left, right, i](const Status& s) {
+        const auto& b = (*buffers)[i];
+        if (s.is_ok() && b[0] == uint8_t(i % 256) && b[4095] == uint8_t(i % 256)) ++*right;
+        if (--*left > 0) return;
+        std::vector<uint8_t> answer(4);
+        put_u32_be(answer.data(), uint32_t(*right));
+        conn.send(std::move(answer));
+      });
+    }
+  }
+  int fd_;
+};
+
+TEST(NetServer, FileReadsBeyondAFullCompletionQueueAllComplete) {
+  int fd = ::memfd_create("many-file-reads", 0);
+  ASSERT_GE(fd, 0);
+  std::vector<uint8_t> block(4096);
+  for (int i = 0; i < 256; i++) {
+    std::fill(block.begin(), block.end(), uint8_t(i));
+    ASSERT_EQ(::pwrite(fd, block.data(), block.size(), off_t(i) * 4096), ssize_t(block.size()));
+  }
+  std::string sock = temp_socket_path();
+  net::ServerOptions o;
+  o.listen = {"unix://" + sock};
+  o.event_loops = 1;
+  o.completion_queue_entries = 256;
+  auto server = net::Server::start(o, [fd](net::Connection&) { return std::make_unique<ManyFileReads>(fd); });
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  Client c("nbd+unix:///?socket=" + sock);
+  ASSERT_TRUE(c.ok());
+  for (int round = 0; round < 2; round++) {
+    c.write_all(Bytes(2, 0));  // two bursts at once
+    for (int burst = 0; burst < 2; burst++) {
+      Bytes answer = c.read_n(4);
+      ASSERT_EQ(answer.size(), 4u);
+      EXPECT_EQ(get_u32_be(answer.data()), uint32_t(ManyFileReads::kReads));
+    }
+  }
+  c.close();
+  (*server)->stop();
+  ::close(fd);
 }
 
 }  // namespace
