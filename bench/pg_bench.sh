@@ -143,8 +143,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
   }
   # Cold: the page cache is dropped before each run, which is kept short (2 s) because the run
   # itself warms the cache. Both servers then wait on the disk; this shows whether a server keeps
-  # the queue depth the client gives it (arbord: reads that miss go to workers, see
-  # util/nonblocking_scope.h) or reads one block at a time.
+  # the queue depth the client gives it (arbord: a read that misses is read on the event loop's
+  # io_uring, see io/planned_read.h) or reads one block at a time.
   run_cold() { sync; echo 3 > /proc/sys/vm/drop_caches; run "$1" "$2" "$3" 2; }
   row() {  # label rw depth runner: $ROUNDS alternating pairs, one table row of medians
     local KS="" AS="" PAIRS="" k a
