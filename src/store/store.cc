@@ -451,16 +451,22 @@ void Store::close_volume(VolumeId id) {
   v->open_count--;
 }
 
-Status Store::read(VolumeId id, uint64_t offset, std::span<uint8_t> out) {
-  std::shared_lock lock(impl_->mu, std::defer_lock);
+Result<Volume*> Store::Impl::lock_for_read(std::shared_lock<RwLock>& lock, VolumeId id, uint64_t offset,
+                                           uint64_t length) {
   if (NonBlockingScope::active()) {
     if (!lock.try_lock()) return would_block("store: a writer holds the lock");
   } else {
     lock.lock();
   }
-  Volume* v = impl_->find(id);
+  Volume* v = find(id);
   if (v == nullptr) return not_found("volume is gone");
-  RETURN_IF_ERROR(check_range(*v, offset, out.size()));
+  RETURN_IF_ERROR(check_range(*v, offset, length));
+  return v;
+}
+
+Status Store::read(VolumeId id, uint64_t offset, std::span<uint8_t> out) {
+  std::shared_lock lock(impl_->mu, std::defer_lock);
+  ASSIGN_OR_RETURN(Volume * v, impl_->lock_for_read(lock, id, offset, out.size()));
   return impl_->read_locked(*v, offset, out, &lock);
 }
 
@@ -469,14 +475,7 @@ Result<std::unique_ptr<PlannedRead>> Store::plan_read(VolumeId id, uint64_t offs
     return not_supported("a planned read is whole blocks");
   }
   std::shared_lock lock(impl_->mu, std::defer_lock);
-  if (NonBlockingScope::active()) {
-    if (!lock.try_lock()) return would_block("store: a writer holds the lock");
-  } else {
-    lock.lock();
-  }
-  Volume* v = impl_->find(id);
-  if (v == nullptr) return not_found("volume is gone");
-  RETURN_IF_ERROR(check_range(*v, offset, out.size()));
+  ASSIGN_OR_RETURN(Volume * v, impl_->lock_for_read(lock, id, offset, out.size()));
   auto plan = std::make_unique<StorePlannedRead>(*impl_, id, offset / kBlockSizeBytes, out);
   std::array<Impl::BlockRun, 16> small_runs;
   std::vector<Impl::BlockRun> large_runs;

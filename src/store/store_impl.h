@@ -100,6 +100,9 @@ struct Store::Impl {
   // store.cc helpers. REQUIRES: mu held (shared is enough for find and read_locked).
   Volume* find(std::string_view name);
   Volume* find(VolumeId id);
+  // For a reader: takes `lock` (on mu; only tries inside a NonBlockingScope) and finds volume
+  // `id` with [offset, +length) inside it.
+  Result<Volume*> lock_for_read(std::shared_lock<RwLock>& lock, VolumeId id, uint64_t offset, uint64_t length);
   // With `release`, the lock it holds is unlocked before any wait for the device (the map lookup
   // and the log's write buffer need it; segment files do not): `v` must not be used after.
   Status read_locked(Volume& v, uint64_t offset, std::span<uint8_t> out, std::shared_lock<RwLock>* release = nullptr);
