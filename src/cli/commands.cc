@@ -182,6 +182,13 @@ static void print_status(const Json& s) {
   for (const auto& e : s["endpoints"]) {
     std::printf("  %-20s %s\n", e.value("protocol", "").c_str(), e.value("uri", "").c_str());
   }
+  if (s.contains("nbd")) {
+    const Json& n = s["nbd"];
+    const Json& r = n.value("reads", Json::object());
+    std::printf("  nbd: %llu connection(s); reads %llu from memory, %llu on the event loops' io_uring, %llu on workers\n",
+                (unsigned long long)n.value("connections", 0ULL), (unsigned long long)r.value("from_memory", 0ULL),
+                (unsigned long long)r.value("on_ring", 0ULL), (unsigned long long)r.value("on_worker", 0ULL));
+  }
   for (const auto& n : s["notes"]) std::printf("  note: %s\n", n.get<std::string>().c_str());
 }
 

@@ -136,12 +136,18 @@ Result<Json> Daemon::status() {
     endpoints.push_back({{"protocol", e.protocol}, {"uri", e.uri}});
   }
   auto uptime = std::chrono::steady_clock::now() - started_;
+  FrontendStats fs = frontends_.stats();
+  Json nbd = {{"connections", fs.nbd_connections},
+              {"reads", {{"from_memory", fs.nbd_reads_from_memory},
+                         {"on_ring", fs.nbd_reads_on_ring},
+                         {"on_worker", fs.nbd_reads_on_worker}}}};
   return Json{{"pid", getpid()},
               {"store_dir", options_.store_dir},
               {"control_socket", options_.control_socket},
               {"uptime_ms", std::chrono::duration_cast<std::chrono::milliseconds>(uptime).count()},
               {"volumes", store_->list().size()},
               {"endpoints", endpoints},
+              {"nbd", nbd},
               {"notes", frontends_.notes()}};
 }
 

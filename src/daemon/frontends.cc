@@ -124,4 +124,18 @@ std::vector<Endpoint> Frontends::endpoints() const { return impl_->endpoints; }
 std::string Frontends::nbd_unix_socket() const { return impl_->nbd_unix_socket; }
 std::vector<std::string> Frontends::notes() const { return impl_->notes; }
 
+FrontendStats Frontends::stats() const {
+  FrontendStats s;
+#ifdef ARBOR_HAVE_NBD
+  if (impl_->nbd) {
+    const nbd::NbdReadCounters& r = impl_->nbd->read_counters();
+    s.nbd_connections = impl_->nbd->connection_count();
+    s.nbd_reads_from_memory = r.from_memory.load(std::memory_order_relaxed);
+    s.nbd_reads_on_ring = r.on_ring.load(std::memory_order_relaxed);
+    s.nbd_reads_on_worker = r.on_worker.load(std::memory_order_relaxed);
+  }
+#endif
+  return s;
+}
+
 }  // namespace arbor::daemon

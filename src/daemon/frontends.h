@@ -35,6 +35,12 @@ struct Endpoint {
   std::string uri;
 };
 
+// What the frontends have served since start (status).
+struct FrontendStats {
+  uint64_t nbd_connections = 0;
+  uint64_t nbd_reads_from_memory = 0, nbd_reads_on_ring = 0, nbd_reads_on_worker = 0;
+};
+
 class Frontends {
  public:
   Frontends();
@@ -46,6 +52,7 @@ class Frontends {
   std::string nbd_unix_socket() const;
   // Human notes for status, e.g. "nvme-tcp: not built into this arbord".
   std::vector<std::string> notes() const;
+  FrontendStats stats() const;
 
  private:
   struct Impl;

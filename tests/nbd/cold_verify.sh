@@ -50,4 +50,7 @@ CLEANUP_HOOK=""
 cleaned=$(awk '{s+=$1} END {print s+0}' "$WORK/cleaned")
 echo "segments cleaned during the passes: $cleaned"
 [ "$cleaned" -gt 0 ] || fail "the cleaner freed no segment while reads ran: this test did not test that"
+"$ARBOR" daemon status | grep "nbd:"
+on_ring=$("$ARBOR" --json daemon status | jq -r .nbd.reads.on_ring)
+[ "$on_ring" -gt 1000 ] || fail "only $on_ring reads went through the event loops' io_uring: the cold path was not tested"
 echo "PASS"

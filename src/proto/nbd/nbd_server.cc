@@ -65,7 +65,7 @@ Result<std::unique_ptr<NbdServer>> NbdServer::start(proto::ExportCatalog& catalo
   net::ServerOptions net_options;
   net_options.listen = options.listen;
   net_options.event_loops = options.event_loops;
-  NbdSessionOptions session_options{options.default_export, options.offload_all_io};
+  NbdSessionOptions session_options{options.default_export, options.offload_all_io, s->read_counters_.get()};
   net::WorkerPool* workers = s->workers_.get();
   auto factory = [&catalog, workers, session_options](net::Connection& conn) -> std::unique_ptr<net::Protocol> {
     return std::make_unique<NbdProtocol>(conn, catalog, *workers, session_options);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proto/block_export.h"
+#include "proto/nbd/nbd_session.h"
 #include "util/status.h"
 
 namespace arbor::net {
@@ -50,9 +51,12 @@ class NbdServer {
   std::vector<std::string> endpoints() const;
   // Connections currently open (handshake or transmission).
   size_t connection_count() const;
+  // How READs were served since start (session.h: NbdReadCounters).
+  const NbdReadCounters& read_counters() const { return *read_counters_; }
 
  private:
   NbdServer() = default;
+  std::unique_ptr<NbdReadCounters> read_counters_ = std::make_unique<NbdReadCounters>();
   std::unique_ptr<net::WorkerPool> workers_;
   std::unique_ptr<net::Server> net_;
 };

@@ -429,10 +429,21 @@ void NbdSession::do_read(const Request& r) {
         }
       }
     }
-    if (plan) return read_planned(std::move(plan), std::move(reply));
-    if (s.code() != Code::kWouldBlock) return reply(s);
+    if (plan) {
+      count(&NbdReadCounters::on_ring);
+      return read_planned(std::move(plan), std::move(reply));
+    }
+    if (s.code() != Code::kWouldBlock) {
+      if (s.is_ok()) count(&NbdReadCounters::from_memory);
+      return reply(s);
+    }
   }
+  count(&NbdReadCounters::on_worker);
   run(std::move(work), std::move(reply), true);
+}
+
+void NbdSession::count(std::atomic<uint64_t> NbdReadCounters::*which) {
+  if (options_.read_counters != nullptr) (options_.read_counters->*which).fetch_add(1, std::memory_order_relaxed);
 }
 
 void NbdSession::read_planned(std::unique_ptr<PlannedRead> plan, std::function<void(const Status&)> reply) {

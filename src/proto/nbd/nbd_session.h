@@ -15,6 +15,7 @@
 //     flags) closes this connection only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,12 +44,21 @@ class NbdSessionHost {
   virtual void close(bool after_send) = 0;
 };
 
+// How READ commands were served, across sessions (any thread may read them).
+struct NbdReadCounters {
+  std::atomic<uint64_t> from_memory{0};  // inline on the loop: page cache, write buffer, holes
+  std::atomic<uint64_t> on_ring{0};      // a miss, planned and read on the loop's io_uring
+  std::atomic<uint64_t> on_worker{0};    // would have waited even to plan, or offload_all_io
+};
+
 struct NbdSessionOptions {
   // Export used when the client asks for the empty name ""; empty means none.
   std::string default_export;
   // Run every data command (not only flush and FUA) on the blocking pool: for stores whose reads
   // and writes may block on a device. The memory catalog is faster inline.
   bool offload_all_io = false;
+  // Counted into when set (shared by every session of a server).
+  NbdReadCounters* read_counters = nullptr;
 };
 
 class NbdSession {
@@ -93,6 +103,7 @@ class NbdSession {
   size_t handle_request(std::span<const uint8_t> in, size_t* want_bytes);
   void do_read(const Request& r);
   void read_planned(std::unique_ptr<PlannedRead> plan, std::function<void(const Status&)> reply);
+  void count(std::atomic<uint64_t> NbdReadCounters::*which);
   void do_write(const Request& r, std::span<const uint8_t> payload);
   void do_flush(const Request& r);
   void do_trim_or_zeroes(const Request& r);

@@ -178,7 +178,9 @@ class SessionTest : public ::testing::Test {
 class PlannedReadTest : public SessionTest {
  protected:
   void SetUp() override {
-    session = std::make_unique<NbdSession>(files, host, NbdSessionOptions{});
+    NbdSessionOptions options;
+    options.read_counters = &counters;
+    session = std::make_unique<NbdSession>(files, host, options);
     session->start();
     host.cursor = kGreetingBytes;
     handshake_go("file", false);
@@ -188,6 +190,7 @@ class PlannedReadTest : public SessionTest {
     EXPECT_EQ(simple_reply(1), 0u);
   }
   proto::PlannedFileCatalog files;
+  NbdReadCounters counters;
   Bytes data;
 };
 
@@ -234,6 +237,9 @@ TEST_F(PlannedReadTest, RepliesOnceEveryFileRunIsInAndChecked) {
   }
   EXPECT_EQ(simple_reply(4), 0u);
   EXPECT_EQ(host.take(4096), Bytes(data.begin(), data.begin() + 4096));
+  EXPECT_EQ(counters.on_ring.load(), 3u);
+  EXPECT_EQ(counters.from_memory.load(), 1u);
+  EXPECT_EQ(counters.on_worker.load(), 0u);
 }
 
 TEST_F(PlannedReadTest, AFailedRunOrCheckIsAnErrorReplyAndTheSessionGoesOn) {
