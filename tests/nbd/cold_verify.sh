@@ -13,7 +13,8 @@ start_daemon
 "$ARBOR" volume create v --size 256M >/dev/null
 URI="nbd+unix:///v?socket=$ARBOR_HOME/nbd.sock"
 VERIFIED=(--name=v --ioengine=nbd "--uri=$URI" --rw=randwrite --bs=4k --iodepth=32 --size=192M
-          --verify=crc32c --randrepeat=0 --randseed=4)
+          --verify=crc32c --randrepeat=0 --randseed=4
+          --verify_state_save=0)  # fio would leave a verify state file in the current directory
 
 step "write 192 MiB four times over (the first three leave dead blocks for the cleaner)"
 for seed in 1 2 3; do
