@@ -6,10 +6,10 @@
 // simulated device used by tests (sim_segment_backend.h), later Ceph RADOS and S3 (sealed segments
 // as whole objects).
 //
-// Threading: every method may be called from any thread (a segment pinned by a reader is removed
-// by whichever thread releases the last pin); read() never runs concurrently with remove() of the
-// same segment; the SegmentLog serializes writes. Durability: write() is not durable until sync()
-// of that segment returns; write_superblock() is durable on return.
+// Threading: read() and locate() may be called concurrently with anything except remove() of the
+// same segment (a segment a reader has pinned is removed only after the pin is released); writes
+// and removals are serialized by the SegmentLog and the Store above it. Durability: write() is
+// not durable until sync() of that segment returns; write_superblock() is durable on return.
 #pragma once
 
 #include <cstdint>

@@ -63,7 +63,7 @@ class SegmentPin {
   SegmentPin(const SegmentPin&) = delete;
   SegmentPin& operator=(const SegmentPin&) = delete;
   ~SegmentPin() { release(); }
-  // Releases early; may remove segments whose last pin this was.
+  // Releases early; segments whose last pin this was become removable (remove_released()).
   void release();
 
  private:
