@@ -477,19 +477,13 @@ Result<std::unique_ptr<PlannedRead>> Store::plan_read(VolumeId id, uint64_t offs
   std::shared_lock lock(impl_->mu, std::defer_lock);
   ASSIGN_OR_RETURN(Volume * v, impl_->lock_for_read(lock, id, offset, out.size()));
   auto plan = std::make_unique<StorePlannedRead>(*impl_, id, offset / kBlockSizeBytes, out);
-  std::array<Impl::BlockRun, 16> small_runs;
-  std::vector<Impl::BlockRun> large_runs;
-  std::span<Impl::BlockRun> runs = small_runs;
-  if (plan->entries_.size() > small_runs.size()) {
-    large_runs.resize(plan->entries_.size());
-    runs = large_runs;
-  }
+  std::vector<Impl::BlockRun> runs(plan->entries_.size());  // a planned read allocates anyway
   ASSIGN_OR_RETURN(size_t run_count, impl_->map_blocks_locked(*v, plan->first_, plan->entries_, out.data(), true, runs));
   if (run_count == 0) return std::unique_ptr<PlannedRead>(std::move(plan));
   plan->pin_ = impl_->log.pin_segments();
   lock.unlock();
   plan->file_reads_.reserve(run_count);
-  for (const Impl::BlockRun& r : runs.first(run_count)) {
+  for (const Impl::BlockRun& r : std::span(runs).first(run_count)) {
     ASSIGN_OR_RETURN(FileRead f, impl_->log.locate_written_blocks(
                                      r.first, out.subspan(r.index * kBlockSizeBytes, r.count * kBlockSizeBytes)));
     plan->file_reads_.push_back(f);

@@ -447,7 +447,6 @@ void NbdSession::count(std::atomic<uint64_t> NbdReadCounters::*which) {
 }
 
 void NbdSession::read_planned(std::unique_ptr<PlannedRead> plan, std::function<void(const Status&)> reply) {
-  if (plan->file_reads().empty()) return reply(plan->finish());
   begin_one();
   auto read_file = [this](const FileRead& f, std::function<void(const Status&)> done) { host_.read_file(f, std::move(done)); };
   proto::run_planned_read(std::move(plan), read_file, [this, alive = alive_, reply = std::move(reply)](const Status& s) {
