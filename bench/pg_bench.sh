@@ -136,29 +136,55 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
     done
   }
   fill
-  run() {  # uri rw depth [seconds] -> IOPS
-    fio --name=r --ioengine=nbd --uri="$1" --rw="$2" --bs=4k --iodepth="$3" --size=$SIZE \
-      --time_based --runtime="${4:-$FIO_S}" --output-format=json 2>/dev/null | sed -n '/^{/,$p' |
-      jq -r --arg k "$( [ "$2" = randread ] && echo read || echo write)" '.jobs[0][$k].iops | floor'
+  ARBORD_PID=$("$ARBOR" --json daemon status | jq -r .pid)
+  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, in clock ticks
+  TICK_US=$((1000000 / $(getconf CLK_TCK)))
+  ALL_CPUS=$(taskset -pc $$ | awk -F': ' '{print $2}')
+  # run URI RW DEPTH [SECONDS] -> "IOPS SERVER_US CLIENT_US": the server's and fio's CPU time per
+  # I/O. fio and the server share the 2 cores, so IOPS at depth 32 is bound by their sum; the
+  # server's share is the figure that moves least with the host's load.
+  run() {
+    local pid=$NBDKIT_PID t0 t1
+    [ "$1" = "$A_URI" ] && pid=$ARBORD_PID
+    t0=$(cpu_ticks "$pid")
+    taskset -c "${FIO_CPUS:-$ALL_CPUS}" fio --name=r --ioengine=nbd --uri="$1" --rw="$2" --bs=4k --iodepth="$3" --size=$SIZE \
+      --time_based --runtime="${4:-$FIO_S}" --output-format=json 2>/dev/null | sed -n '/^{/,$p' >"$WORK/fio.json"
+    t1=$(cpu_ticks "$pid")
+    jq -r --arg k "$( [ "$2" = randread ] && echo read || echo write)" --argjson server_us "$(( (t1 - t0) * TICK_US ))" \
+      --argjson secs "${4:-$FIO_S}" '.jobs[0] as $j | $j[$k].total_ios as $n |
+      "\($j[$k].iops | floor) \($server_us / $n * 100 | floor / 100) \(($j.usr_cpu + $j.sys_cpu) / 100 * $secs * 1e6 / $n * 100 | floor / 100)"' "$WORK/fio.json"
   }
   # Cold: the page cache is dropped before each run, which is kept short (2 s) because the run
   # itself warms the cache. Both servers then wait on the disk; this shows whether a server keeps
   # the queue depth the client gives it (arbord: a read that misses is read on the event loop's
   # io_uring, see io/planned_read.h) or reads one block at a time.
   run_cold() { sync; echo 3 > /proc/sys/vm/drop_caches; run "$1" "$2" "$3" 2; }
+  # At depth 1 each I/O is two wakeups, fio's of the server and the server's of fio. On this VM an
+  # idle vCPU halts (haltpoll, guest_halt_poll_ns=0), so a wakeup across vCPUs costs tens of us.
+  # The scheduler leaves arbord's event loop on the other CPU from fio (29 task migrations in 4 s,
+  # 1.85 IPIs per I/O), while nbdkit's threads often share fio's (35k migrations). The rows with
+  # fio and the server pinned to one CPU measure the servers, not where the scheduler put them.
+  run_one_cpu() {
+    local pid=$NBDKIT_PID
+    [ "$1" = "$A_URI" ] && pid=$ARBORD_PID
+    taskset -a -p -c 0 "$pid" >/dev/null
+    FIO_CPUS=0 run "$1" "$2" "$3"
+    taskset -a -p -c "$ALL_CPUS" "$pid" >/dev/null
+  }
   row() {  # label rw depth runner: $ROUNDS alternating pairs, one table row of medians
-    local KS="" AS="" PAIRS="" k a
+    local KS="" AS="" PAIRS="" KC="" AC="" KF="" AF="" k a
     for _ in $(seq "$ROUNDS"); do
-      k=$("$4" "$K_URI" "$2" "$3"); a=$("$4" "$A_URI" "$2" "$3")
-      KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "
+      read -r k kc kf < <("$4" "$K_URI" "$2" "$3")
+      read -r a ac af < <("$4" "$A_URI" "$2" "$3")
+      KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "; KC+="$kc "; AC+="$ac "; KF+="$kf "; AF+="$af "
     done
     k=$(echo "$KS" | median); a=$(echo "$AS" | median)
-    echo "| $1 | $3 | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS|"
+    echo "| $1 | $3 | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS| $(echo "$KC" | median) / $(echo "$AC" | median) | $(echo "$KF" | median) / $(echo "$AF" | median) |"
   }
   echo
   echo "### fio 4 KiB random I/O through NBD (unix socket, 1 GiB, ${FIO_S} s per run, $ROUNDS rounds alternating)"
-  echo "| workload | qd | nbdkit file (baseline): median IOPS | arbord: median IOPS | arbord / nbdkit (medians) | each pair |"
-  echo "|---|---|---|---|---|---|"
+  echo "| workload | qd | nbdkit file (baseline): median IOPS | arbord: median IOPS | arbord / nbdkit (medians) | each pair | server CPU us per I/O, nbdkit / arbord | fio's CPU us per I/O, nbdkit / arbord |"
+  echo "|---|---|---|---|---|---|---|---|"
   # Cold rows first, right after both fills: the VM's disk is a file in the host's page cache, and
   # data written recently (arbord's new segments after the randwrite rows) reads from there at
   # near memory speed even with the guest's cache dropped.
@@ -170,4 +196,5 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
   for rw in randread randwrite; do
     for qd in 1 32; do row "$rw" "$rw" "$qd" run; done
   done
+  for qd in 1 32; do row "randread, fio and server on CPU 0" randread "$qd" run_one_cpu; done
 fi
