@@ -140,12 +140,13 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
   cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, in clock ticks
   TICK_US=$((1000000 / $(getconf CLK_TCK)))
   ALL_CPUS=$(taskset -pc $$ | awk -F': ' '{print $2}')
+  server_pid() { if [ "$1" = "$A_URI" ]; then echo "$ARBORD_PID"; else echo "$NBDKIT_PID"; fi; }  # of URI
   # run URI RW DEPTH [SECONDS] -> "IOPS SERVER_US CLIENT_US": the server's and fio's CPU time per
   # I/O. fio and the server share the 2 cores, so IOPS at depth 32 is bound by their sum; the
   # server's share is the figure that moves least with the host's load.
   run() {
-    local pid=$NBDKIT_PID t0 t1
-    [ "$1" = "$A_URI" ] && pid=$ARBORD_PID
+    local pid t0 t1
+    pid=$(server_pid "$1")
     t0=$(cpu_ticks "$pid")
     taskset -c "${FIO_CPUS:-$ALL_CPUS}" fio --name=r --ioengine=nbd --uri="$1" --rw="$2" --bs=4k --iodepth="$3" --size=$SIZE \
       --time_based --runtime="${4:-$FIO_S}" --output-format=json 2>/dev/null | sed -n '/^{/,$p' >"$WORK/fio.json"
@@ -165,8 +166,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
   # 1.85 IPIs per I/O), while nbdkit's threads often share fio's (35k migrations). The rows with
   # fio and the server pinned to one CPU measure the servers, not where the scheduler put them.
   run_one_cpu() {
-    local pid=$NBDKIT_PID
-    [ "$1" = "$A_URI" ] && pid=$ARBORD_PID
+    local pid
+    pid=$(server_pid "$1")
     taskset -a -p -c 0 "$pid" >/dev/null
     FIO_CPUS=0 run "$1" "$2" "$3"
     taskset -a -p -c "$ALL_CPUS" "$pid" >/dev/null
