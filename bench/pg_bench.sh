@@ -172,20 +172,24 @@ if [ -z "$ONLY" ] || [ "$ONLY" = fio ]; then
     FIO_CPUS=0 run "$1" "$2" "$3"
     taskset -a -p -c "$ALL_CPUS" "$pid" >/dev/null
   }
+  busy() { awk -v iops="$1" -v us="$2" 'BEGIN{printf "%d", iops * us / 1e4}'; }  # % of one CPU
   row() {  # label rw depth runner: $ROUNDS alternating pairs, one table row of medians
-    local KS="" AS="" PAIRS="" KC="" AC="" KF="" AF="" k a
+    local KS="" AS="" PAIRS="" KC="" AC="" KF="" AF="" KB="" AB="" k a
     for _ in $(seq "$ROUNDS"); do
       read -r k kc kf < <("$4" "$K_URI" "$2" "$3")
       read -r a ac af < <("$4" "$A_URI" "$2" "$3")
       KS+="$k "; AS+="$a "; PAIRS+="$(ratio "$a" "$k") "; KC+="$kc "; AC+="$ac "; KF+="$kf "; AF+="$af "
+      KB+="$(busy "$k" "$kf") "; AB+="$(busy "$a" "$af") "
     done
     k=$(echo "$KS" | median); a=$(echo "$AS" | median)
-    echo "| $1 | $3 | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS| $(echo "$KC" | median) / $(echo "$AC" | median) | $(echo "$KF" | median) / $(echo "$AF" | median) |"
+    echo "| $1 | $3 | ${k%.*} | ${a%.*} | $(ratio "$a" "$k") | $PAIRS| $(echo "$KC" | median) / $(echo "$AC" | median) | $(echo "$KF" | median) / $(echo "$AF" | median) | $(echo "$KB" | median) / $(echo "$AB" | median) |"
   }
   echo
   echo "### fio 4 KiB random I/O through NBD (unix socket, 1 GiB, ${FIO_S} s per run, $ROUNDS rounds alternating)"
-  echo "| workload | qd | nbdkit file (baseline): median IOPS | arbord: median IOPS | arbord / nbdkit (medians) | each pair | server CPU us per I/O, nbdkit / arbord | fio's CPU us per I/O, nbdkit / arbord |"
-  echo "|---|---|---|---|---|---|---|---|"
+  # fio is one thread: where its busy column nears 100 (% of one CPU), the row measures the client,
+  # and a cheaper server only moves the ratio through what it saves fio (its wakeups).
+  echo "| workload | qd | nbdkit file (baseline): median IOPS | arbord: median IOPS | arbord / nbdkit (medians) | each pair | server CPU us per I/O, nbdkit / arbord | fio's CPU us per I/O, nbdkit / arbord | fio busy, % of one CPU, nbdkit / arbord |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   # Cold rows first, right after both fills: the VM's disk is a file in the host's page cache, and
   # data written recently (arbord's new segments after the randwrite rows) reads from there at
   # near memory speed even with the guest's cache dropped.
