@@ -27,8 +27,9 @@ fi
 FUSE_PRED="0"
 for fd in $FUSE_FDS; do FUSE_PRED+=" || args->fd == $fd"; done
 
-SCRIPT=$(mktemp /tmp/pg_commit_latency.XXXXXX.bt)
-trap 'rm -f "$SCRIPT"' EXIT
+TMP=$(mktemp -d /tmp/pg_commit_latency.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+SCRIPT=$TMP/trace.bt
 cat >"$SCRIPT" <<EOF
 tracepoint:syscalls:sys_enter_fdatasync /comm == "postgres"/ { @pg_start[tid] = nsecs; }
 tracepoint:syscalls:sys_exit_fdatasync /@pg_start[tid]/ {
@@ -60,9 +61,9 @@ interval:s:$SECS { exit(); }
 END { clear(@pg_start); clear(@rq_start); clear(@fuse_buf); clear(@fuse_got); clear(@fuse_opcode); clear(@arbord_start); }
 EOF
 
-"$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 4 -j 2 -T $((SECS + 3)) postgres >/tmp/pg_commit_latency.pgbench 2>&1 &
+"$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 4 -j 2 -T $((SECS + 3)) postgres >"$TMP/pgbench.out" 2>&1 &
 BENCH=$!
 sleep 2  # past pgbench's connection setup
 bpftrace "$SCRIPT" 2> >(grep -v RLIMIT_MEMLOCK >&2) | grep -v '^Attaching\|^$'
 wait "$BENCH" || true
-grep -E '^(tps|latency average)' /tmp/pg_commit_latency.pgbench
+grep -E '^(tps|latency average)' "$TMP/pgbench.out"
