@@ -189,7 +189,9 @@ std::vector<std::string> cleanup_stale(const std::string& attach_dir) {
                          device + " of " + name);
       }
     }
-    if (left_mounted) continue;
+    // The disk's FUSE server is gone: detach its mount lazily even when the loop device over it is
+    // still mounted (the device holds its own reference to the file). Left in place, the next
+    // attach of this volume mounted over the dead one, which then outlived every detach.
     auto r = run_process({"fusermount3", "-u", "-z", mount_dir});
     if (r && r->exit_code == 0) report.push_back("unmounted stale FUSE mount " + mount_dir);
     rmdir(mount_dir.c_str());

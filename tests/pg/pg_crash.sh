@@ -22,6 +22,8 @@ port=$(port_of a)
 BG_PIDS+=($!)
 # Loop devices over this test's store: the live attachment's, and any a dead arbord left behind.
 loops_of_store() { losetup -a | grep -c "$WORK/" || true; }
+# FUSE mounts under this test's store: one per attached volume; a dead arbord's must not linger.
+fuse_mounts_of_store() { awk -v w="$WORK/" 'index($2, w) == 1 && $3 ~ /^fuse/' /proc/mounts | wc -l; }
 acked_at_least() { [ -f "$WORK/acked" ] && [ "$(wc -l <"$WORK/acked")" -ge "$1" ]; }
 wait_for "50 acknowledged commits" 60 acked_at_least 50
 
@@ -41,6 +43,7 @@ echo "ok: all $last acknowledged commits are there ($(sql a "select count(*) fro
 check_pgbench_consistent a
 check_amcheck a
 [ "$(loops_of_store)" -eq 1 ] || { losetup -a >&2; fail "a loop device of the dead arbord was left attached"; }
+[ "$(fuse_mounts_of_store)" -eq 1 ] || { grep "$WORK/" /proc/mounts >&2; fail "the dead arbord's FUSE mount was left under the new one"; }
 
 step "it takes writes again; after another kill, arbor pg delete takes it down"
 sql a "insert into acked values ($((last + 1000)))"
@@ -50,4 +53,5 @@ kill -9 "$("$ARBOR" --json daemon status | jq -r .pid)"
 "$ARBOR" pg delete a
 [ -z "$(pgrep -x postgres | while read -r pid; do readlink "/proc/$pid/cwd"; done | grep "/a/pgdata$" || true)" ] || fail "a's server still runs"
 [ "$(loops_of_store)" -eq 0 ] || { losetup -a >&2; fail "pg delete left the dead arbord's loop device attached"; }
+[ "$(fuse_mounts_of_store)" -eq 0 ] || { grep "$WORK/" /proc/mounts >&2; fail "the dead arbord's FUSE mount was left behind"; }
 echo PASS
