@@ -166,7 +166,6 @@ std::vector<std::string> cleanup_stale(const std::string& attach_dir) {
   for (const auto& name : names) {
     std::string mount_dir = attach_dir + "/" + name;
     std::string file = mount_dir + "/disk";
-    bool left_mounted = false;
     auto loops = run_process({"losetup", "-n", "-O", "NAME", "-j", file});
     if (loops && loops->exit_code == 0) {
       size_t pos = 0;
@@ -181,7 +180,6 @@ std::vector<std::string> cleanup_stale(const std::string& attach_dir) {
         if (device_mounted(device)) {
           report.push_back("stale attachment of " + name + " at " + device +
                            " is still mounted; unmount it, then losetup -d " + device);
-          left_mounted = true;
           continue;
         }
         auto r = run_process({"losetup", "-d", device});
