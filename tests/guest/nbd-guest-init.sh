@@ -1,0 +1,144 @@
+#!/bin/busybox sh
+# /init of the NBD guest test: the Linux kernel's NBD client (nbd.ko driven by nbd-client 3.24,
+# netlink) against arbord's NBD server on the host (10.0.2.2:nport=). Volumes made by the host:
+# nvol 512 MiB (fio, ext4), rawvol 64 MiB (the guest writes it, the host compares), svol@s1 (a
+# snapshot whose content has md5 smd5=, taken before the host overwrote svol), kvol 64 MiB (kill -9
+# of arbord: the host kills and restarts it when the guest prints GUEST-KILLME, and says so in the
+# file `state` of the 9p share ctl: run, killing, restarted). Prints
+#   GUEST-OK <step> / GUEST-FAIL <step> <why>, GUEST-MD5 <volume> <md5>, GUEST-DONE at the end.
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in $(cat /mods/order); do insmod /mods/$m.ko 2>/dev/null || echo "insmod $m failed"; done
+ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2
+for kv in $(cat /proc/cmdline); do case $kv in nport=*) P=${kv#nport=};; smd5=*) SMD5=${kv#smd5=};; esac; done
+# The host root, read-only and cached (fio, mkfs, e2fsck, dd run from it with chroot).
+mkdir -p /host; mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host || echo "GUEST-FAIL 9p mount"
+mount -t devtmpfs dev /host/dev; mount -t proc proc /host/proc; mount -t sysfs sys /host/sys
+mount -t tmpfs tmp /host/tmp; mount -t tmpfs run /host/run
+mkdir -p /ctl; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none ctl /ctl || echo "GUEST-FAIL 9p ctl mount"
+state() { cat /ctl/state 2>/dev/null; }
+H="chroot /host"
+A=10.0.2.2
+ok() { echo "GUEST-OK $* t=$(cut -d' ' -f1 /proc/uptime)"; }
+bad() { echo "GUEST-FAIL $*"; }
+sectors() { cat /sys/block/$1/size; }
+# Established TCP connections from this guest to arbord's NBD port (/proc/net/tcp, state 01).
+conns() { awk -v p=$(printf '%04X' $P) 'NR > 1 && $4 == "01" && substr($3, index($3, ":") + 1) == p' /proc/net/tcp | wc -l; }
+FIOV="fio --name=v --direct=1 --bsrange=4k-256k --size=24m --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse --terse-version=3"
+echo "GUEST: setup done, arbord NBD port $P"
+
+# 1. NBD_OPT_LIST: every volume and snapshot is an export.
+nbd-client -l $A $P > /tmp/list.txt 2>&1
+sed 's/^/GUEST-LIST /' /tmp/list.txt
+if grep -q '^nvol:' /tmp/list.txt && grep -q '^rawvol:' /tmp/list.txt && grep -q '^svol:' /tmp/list.txt \
+  && grep -q '^svol@s1:' /tmp/list.txt; then ok list; else bad list "$(tr '\n' ' ' < /tmp/list.txt)"; fi
+
+# 2. Two connections to one export (multi-conn), 4 KiB blocks; the device says what the server
+# advertised: its size, a volatile cache (flush), and discard (trim).
+if nbd-client $A $P /dev/nbd0 -N nvol -b 4096 -C 2 > /tmp/c0.txt 2>&1; then
+  ok connect-2-connections
+  [ "$(sectors nbd0)" = 1048576 ] && ok size 512MiB || bad size "$(sectors nbd0) sectors"
+  [ "$(cat /sys/block/nbd0/queue/logical_block_size)" = 4096 ] && ok block-size-4096 || bad block-size-4096 "$(cat /sys/block/nbd0/queue/logical_block_size)"
+  [ "$(cat /sys/block/nbd0/queue/write_cache)" = "write back" ] && ok flush-advertised || bad flush-advertised "$(cat /sys/block/nbd0/queue/write_cache)"
+  [ "$(cat /sys/block/nbd0/queue/discard_max_bytes)" -gt 0 ] && ok trim-advertised || bad trim-advertised
+  [ "$(conns)" = 2 ] && ok two-tcp-connections || bad two-tcp-connections "$(conns) established"
+
+  # 3. fio verify (crc32c) at queue depth 1 and 32 (two jobs, both connections busy), then with
+  # FUA writes (O_SYNC) and with fdatasync every 4 writes (NBD_CMD_FLUSH).
+  $H $FIOV --filename=/dev/nbd0 --ioengine=libaio --rw=randwrite --iodepth=1 > /tmp/f1.txt 2>&1 && ok fio-verify-qd1 || { bad fio-verify-qd1; tail -5 /tmp/f1.txt; }
+  $H $FIOV --filename=/dev/nbd0 --ioengine=libaio --rw=randwrite --iodepth=32 --numjobs=2 --offset_increment=128m > /tmp/f32.txt 2>&1 \
+    && ok fio-verify-qd32-2jobs || { bad fio-verify-qd32-2jobs; tail -5 /tmp/f32.txt; }
+  $H $FIOV --filename=/dev/nbd0 --ioengine=libaio --rw=randwrite --iodepth=4 --sync=1 --offset=256m > /tmp/fs.txt 2>&1 \
+    && ok fio-verify-fua || { bad fio-verify-fua; tail -5 /tmp/fs.txt; }
+  $H $FIOV --filename=/dev/nbd0 --ioengine=psync --rw=randwrite --fdatasync=4 --offset=300m > /tmp/ff.txt 2>&1 \
+    && ok fio-verify-flush || { bad fio-verify-flush; tail -5 /tmp/ff.txt; }
+
+  # 4. Discard (NBD_CMD_TRIM) and zero-out read back as zeros.
+  $H sh -c 'head -c 2M /dev/urandom > /tmp/rnd && dd if=/tmp/rnd of=/dev/nbd0 bs=1M seek=400 oflag=direct conv=fsync status=none \
+    && head -c 2M /dev/zero > /tmp/zero' || bad discard "cannot write the pattern"
+  $H blkdiscard -o $((400 << 20)) -l $((1 << 20)) /dev/nbd0 > /tmp/d.txt 2>&1 || bad discard "blkdiscard: $(cat /tmp/d.txt)"
+  $H blkdiscard -z -o $((401 << 20)) -l $((1 << 20)) /dev/nbd0 > /tmp/z.txt 2>&1 || bad zeroout "blkdiscard -z: $(cat /tmp/z.txt)"
+  $H sh -c 'dd if=/dev/nbd0 bs=1M skip=400 count=1 iflag=direct status=none | cmp -s - /tmp/zero -n 1048576' && ok discard || bad discard "not zeros after trim"
+  $H sh -c 'dd if=/dev/nbd0 bs=1M skip=401 count=1 iflag=direct status=none | cmp -s - /tmp/zero -n 1048576' && ok zeroout || bad zeroout "not zeros after zero-out"
+
+  # 5. ext4: mkfs (which discards the device), files, e2fsck, and the files again after a remount.
+  $H mkfs.ext4 -q -F /dev/nbd0 > /tmp/mkfs.txt 2>&1 && ok mkfs || { bad mkfs; cat /tmp/mkfs.txt; }
+  mkdir -p /mnt/v
+  if mount -t ext4 /dev/nbd0 /mnt/v; then
+    ok mount
+    $H sh -c 'head -c 32M /dev/urandom > /tmp/big'; cp /host/tmp/big /mnt/v/big
+    mkdir -p /mnt/v/tree; for i in $(seq 1 200); do echo "file $i" > /mnt/v/tree/f$i; done
+    BIG=$(md5sum /host/tmp/big | cut -d' ' -f1)
+    sync; umount /mnt/v && ok umount || bad umount
+    $H e2fsck -fn /dev/nbd0 > /tmp/fsck.txt 2>&1 && ok e2fsck-clean || { bad e2fsck-clean; tail -5 /tmp/fsck.txt; }
+    mount -t ext4 /dev/nbd0 /mnt/v && [ "$(md5sum /mnt/v/big | cut -d' ' -f1)" = "$BIG" ] && [ "$(cat /mnt/v/tree/f137)" = "file 137" ] \
+      && ok files-intact-after-remount || bad files-intact-after-remount
+    umount /mnt/v
+  else bad mount; fi
+  nbd-client -d /dev/nbd0 > /dev/null 2>&1
+  for i in $(seq 1 20); do [ "$(sectors nbd0)" = 0 ] && break; sleep 0.5; done
+  [ "$(sectors nbd0)" = 0 ] && [ "$(conns)" = 0 ] && ok disconnect || bad disconnect "$(sectors nbd0) sectors, $(conns) connections"
+else bad connect-2-connections "$(cat /tmp/c0.txt)"; fi
+
+# 6. A whole volume written from the guest with one final flush; the host compares its own copy.
+if nbd-client $A $P /dev/nbd1 -N rawvol -b 4096 > /tmp/c1.txt 2>&1; then
+  $H sh -c 'head -c 64M /dev/urandom > /tmp/raw && dd if=/tmp/raw of=/dev/nbd1 bs=1M oflag=direct conv=fsync status=none' \
+    && ok raw-written || bad raw-written
+  echo "GUEST-MD5 rawvol $(md5sum /host/tmp/raw | cut -d' ' -f1)"
+  nbd-client -d /dev/nbd1 > /dev/null 2>&1
+else bad raw-written "$(cat /tmp/c1.txt)"; fi
+
+# 7. A snapshot is a read-only export: the device is read-only, writes fail, and it reads what the
+# volume held when the snapshot was taken.
+if nbd-client $A $P /dev/nbd2 -N svol@s1 -b 4096 > /tmp/c2.txt 2>&1; then
+  [ "$(cat /sys/block/nbd2/ro)" = 1 ] && ok snapshot-device-read-only || bad snapshot-device-read-only "ro=$(cat /sys/block/nbd2/ro)"
+  $H dd if=/dev/zero of=/dev/nbd2 bs=4k count=1 oflag=direct status=none 2>/dev/null && bad snapshot-write-refused "a write succeeded" \
+    || ok snapshot-write-refused
+  [ "$($H md5sum /dev/nbd2 | cut -d' ' -f1)" = "$SMD5" ] && ok snapshot-content || bad snapshot-content "md5 differs"
+  nbd-client -d /dev/nbd2 > /dev/null 2>&1
+else bad snapshot-device-read-only "$(cat /tmp/c2.txt)"; fi
+
+# 8. An export that does not exist is refused at the handshake; no device is made.
+if nbd-client $A $P /dev/nbd3 -N nosuch > /tmp/c3.txt 2>&1; then bad unknown-export-refused "connected"
+else [ "$(sectors nbd3)" = 0 ] && ok unknown-export-refused "$(tail -1 /tmp/c3.txt)" || bad unknown-export-refused "nbd3 has a size"; fi
+
+dmesg | grep -iE 'nbd.*(error|timed out|dead)|I/O error' > /tmp/errs.txt
+
+# 9. Flush means durable, through the kernel client with two connections (a flush on one covers
+# writes completed on both): 4 KiB blocks, each written and fsynced (NBD_CMD_FLUSH); small enough
+# that a flush which did not write the store's open record would lose them (checked: it does). A block
+# counts as flushed before the kill only if its fsync returned while the host still said "run".
+# arbord is killed (-9) mid-stream; the writes then fail, the guest reconnects to the restarted
+# arbord, and every block flushed before the kill must read back intact.
+mkdir -p /host/tmp/kb; : > /tmp/before
+if nbd-client $A $P /dev/nbd4 -N kvol -b 4096 -C 2 > /tmp/c4.txt 2>&1; then
+  ok kill-connect
+  i=0; asked=0; failed_at=-1
+  while [ $i -lt 400 ]; do
+    head -c 4096 /dev/urandom > /host/tmp/kb/$i
+    $H dd if=/tmp/kb/$i of=/dev/nbd4 bs=4k seek=$i count=1 oflag=direct conv=fsync,notrunc 2>/dev/null; rc=$?
+    s1=$(state)
+    [ $rc = 0 ] && [ "$s1" = run ] && echo $i >> /tmp/before
+    [ $rc != 0 ] && { failed_at=$i; break; }
+    if [ $asked = 0 ] && [ $(wc -l < /tmp/before) -ge 8 ]; then echo "GUEST-KILLME t=$(cut -d' ' -f1 /proc/uptime)"; asked=1; fi
+    i=$((i + 1))
+  done
+  [ $asked = 1 ] && [ $failed_at -ge 8 ] && ok kill-writes-fail-when-killed "$(wc -l < /tmp/before) blocks flushed before the kill, block $failed_at failed" \
+    || bad kill-writes-fail-when-killed "asked=$asked failed_at=$failed_at"
+  nbd-client -d /dev/nbd4 > /dev/null 2>&1
+  for i in $(seq 1 60); do [ "$(state)" = restarted ] && break; sleep 0.5; done
+  if [ "$(state)" = restarted ] && nbd-client $A $P /dev/nbd5 -N kvol -b 4096 > /tmp/c5.txt 2>&1; then
+    ok kill-reconnected
+    lost=0
+    for j in $(cat /tmp/before); do
+      a=$(md5sum < /host/tmp/kb/$j); b=$($H dd if=/dev/nbd5 bs=4k skip=$j count=1 iflag=direct 2>/dev/null | md5sum)
+      [ "$a" = "$b" ] || { lost=$((lost + 1)); echo "GUEST: block $j differs"; }
+    done
+    [ $lost = 0 ] && ok kill-flushed-blocks-intact "$(wc -l < /tmp/before) blocks" || bad kill-flushed-blocks-intact "$lost blocks differ"
+    nbd-client -d /dev/nbd5 > /dev/null 2>&1
+  else bad kill-reconnected "state $(state): $(cat /tmp/c5.txt 2>/dev/null)"; fi
+else bad kill-connect "$(cat /tmp/c4.txt)"; fi
+[ -s /tmp/errs.txt ] && { bad no-io-errors; sed 's/^/GUEST-DMESG /' /tmp/errs.txt | head -10; } || ok no-io-errors
+echo "GUEST-DONE t=$(cut -d' ' -f1 /proc/uptime)"
+poweroff -f
