@@ -7,7 +7,7 @@ packages=(
   liburing-dev libisal-dev libfuse3-dev fuse3 libnbd-dev libnbd-bin
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  fio nbdkit qemu-utils postgresql-15 e2fsprogs xfsprogs util-linux
+  fio nbdkit qemu-utils postgresql-15 e2fsprogs xfsprogs util-linux nbd-client
   clang libclang-rt-14-dev
 )
 missing=()

@@ -5,18 +5,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <thread>
 
 #include "attach/fuse_disk.h"
+#include "attach/kernel_nbd.h"
 #include "attach/process.h"
 
 namespace arbor::attach {
 namespace {
 
 constexpr auto kReadyTimeout = std::chrono::seconds(15);
+constexpr const char* kKernelNbdFile = "kernel-nbd";  // in the mount dir: the device, for cleanup_stale
+
+// One connection per CPU, 2 to 4: the kernel spreads requests over them, arbord serves each on
+// an event loop.
+int kernel_nbd_connections() {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  return int(std::clamp(cpus, 2L, 4L));
+}
 
 bool file_exists(const std::string& path) {
   struct stat st;
@@ -53,13 +63,28 @@ Result<Attachment> attach(const AttachRequest& request) {
   a.mount_dir = request.mount_dir;
   a.file = request.mount_dir + "/disk";
   a.read_only = request.read_only;
-  if (request.exported) {
+  bool kernel = request.via == AttachVia::kKernelNbd ||
+                (request.via == AttachVia::kAuto && !request.nbd_socket.empty() && kernel_nbd_available());
+  if (kernel) {
+    if (request.nbd_socket.empty()) return not_supported("the kernel's NBD client needs arbord's NBD unix socket");
+    if (!kernel_nbd_available()) return not_supported("this kernel has no nbd module, or nbd-client is not installed");
+    ASSIGN_OR_RETURN(a.device, connect_kernel_nbd(request.nbd_socket, request.volume, kernel_nbd_connections()));
+    a.kernel_nbd = true;
+    std::ofstream marker(a.mount_dir + "/" + kKernelNbdFile);
+    marker << a.device << "\n";
+    if (!marker.flush()) {
+      (void)disconnect_kernel_nbd(a.device);
+      return io_error("cannot write " + a.mount_dir + "/" + kKernelNbdFile);
+    }
+    return a;
+  }
+  if (request.via == AttachVia::kNbdfuse || !request.exported) {
+    RETURN_IF_ERROR(start_nbdfuse(request, a));
+  } else {
     auto disk = FuseDisk::start(request.exported, request.mount_dir);
     if (!disk) return disk.status();
     a.fuse_disk = std::move(disk).value();
     a.file = a.fuse_disk->file();
-  } else {
-    RETURN_IF_ERROR(start_nbdfuse(request, a));
   }
   return set_up_loop(request, a);
 }
@@ -124,6 +149,12 @@ Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a) {
 }
 
 Status detach(const Attachment& a) {
+  if (a.kernel_nbd) {
+    RETURN_IF_ERROR(disconnect_kernel_nbd(a.device));
+    unlink((a.mount_dir + "/" + kKernelNbdFile).c_str());
+    rmdir(a.mount_dir.c_str());
+    return Status::ok();
+  }
   if (!a.device.empty()) {
     if (device_mounted(a.device)) {
       return busy(a.device + " is mounted; unmount it before detaching " + a.volume);
@@ -165,6 +196,22 @@ std::vector<std::string> cleanup_stale(const std::string& attach_dir) {
   closedir(dir);
   for (const auto& name : names) {
     std::string mount_dir = attach_dir + "/" + name;
+    std::string marker = mount_dir + "/" + kKernelNbdFile;
+    std::string device;
+    if (std::ifstream(marker) >> device) {
+      if (device_mounted(device)) {
+        report.push_back("stale attachment of " + name + " at " + device +
+                         " is still mounted; unmount it, then nbd-client -d " + device);
+        continue;
+      }
+      Status st = kernel_nbd_sectors(device) > 0 ? disconnect_kernel_nbd(device) : Status::ok();
+      report.push_back((st.is_ok() ? "disconnected stale NBD device " : "could not disconnect stale NBD device ") +
+                       device + " of " + name + (st.is_ok() ? "" : ": " + st.message()));
+      if (!st.is_ok()) continue;
+      unlink(marker.c_str());
+      rmdir(mount_dir.c_str());
+      continue;
+    }
     std::string file = mount_dir + "/disk";
     auto loops = run_process({"losetup", "-n", "-O", "NAME", "-j", file});
     if (loops && loops->exit_code == 0) {

@@ -1,5 +1,7 @@
-// Attach: makes a local block device of a volume where the kernel has no nbd or ublk.
+// Attach: makes a local block device of a volume.
 //
+//   /dev/nbdN   --(the kernel's NBD client, kernel_nbd.h)--> arbord's NBD unix socket
+//                                                        [where the kernel has nbd: auto]
 //   /dev/loopN  --(losetup --direct-io=on)-->  MOUNT/disk  (one-file FUSE mount)
 //       --> served in arbord by FuseDisk (fuse_disk.h) straight from the engine     [default]
 //       --> or by nbdfuse, over NBD on the daemon's unix socket                       [reference]
@@ -25,28 +27,38 @@ namespace arbor::attach {
 
 class FuseDisk;
 
+enum class AttachVia {
+  kAuto,       // the kernel's NBD client where it has one and arbord serves a unix socket, else kFuse
+  kKernelNbd,  // the kernel's NBD client, or fail
+  kFuse,       // loop over the in-process FuseDisk (`exported`)
+  kNbdfuse,    // loop over nbdfuse (the reference)
+};
+
 struct AttachRequest {
   std::string volume;      // export name
   std::string nbd_socket;  // unix socket of the NBD server
   std::string mount_dir;   // an empty or absent directory for the FUSE mount (created)
   std::string log_path;    // nbdfuse's stderr goes here
   bool read_only = false;
-  // When set, the volume is served by an in-process FuseDisk over this export (no nbdfuse).
+  AttachVia via = AttachVia::kAuto;
+  // The export the in-process FuseDisk serves (kAuto without kernel nbd, kFuse).
   std::shared_ptr<proto::BlockExport> exported;
 };
 
 struct Attachment {
   std::string volume;
-  std::string device;     // "/dev/loop3"
+  std::string device;     // "/dev/loop3", or "/dev/nbd0" when kernel_nbd
   std::string mount_dir;  // FUSE mountpoint
   std::string file;       // mount_dir + "/disk", the loop device's backing file
   pid_t fuse_pid = -1;    // nbdfuse, a child of the caller
   std::shared_ptr<FuseDisk> fuse_disk;  // or the in-process server
   bool read_only = false;
+  bool kernel_nbd = false;  // device is the kernel's NBD client; no FUSE mount, no loop device
 };
 
-// Mounts the export (in process, or with nbdfuse), waits until it serves, and sets up a loop
-// device over it.
+// Connects the kernel's NBD client to the export, or mounts the export (in process, or with
+// nbdfuse), waits until it serves, and sets up a loop device over it; per request.via. The
+// kernel path leaves a file `kernel-nbd` naming the device in mount_dir, for cleanup_stale.
 // Undoes everything it did on failure.
 Result<Attachment> attach(const AttachRequest& request);
 
@@ -57,8 +69,9 @@ Status detach(const Attachment& attachment);
 // True when a filesystem on `device` is mounted (per /proc/mounts).
 bool device_mounted(const std::string& device);
 
-// After a crash of the process that made them: removes loop devices over `attach_dir`/*/disk and
-// unmounts the FUSE mounts there, so a restarted daemon starts with no attachments. Devices still
+// After a crash of the process that made them: disconnects the kernel NBD devices named in
+// `attach_dir`/*/kernel-nbd, removes loop devices over `attach_dir`/*/disk and unmounts the FUSE
+// mounts there, so a restarted daemon starts with no attachments. Devices still
 // mounted are left alone and reported. Returns one line per thing it did or could not do.
 std::vector<std::string> cleanup_stale(const std::string& attach_dir);
 

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   auto* att = app.add_subcommand("attach", "Make a local block device of a volume; prints its path");
   std::string transport = "nbd";
   att->add_option("NAME", name)->required();
-  att->add_option("--transport", transport, "nbd (nbdfuse + loop) or nvme-tcp (the kernel's initiator)")
+  att->add_option("--transport", transport, "nbd (the kernel's NBD client where the kernel has nbd, else a loop device over FUSE) or nvme-tcp (the kernel's initiator)")
       ->check(CLI::IsMember({"nbd", "nvme-tcp"}))->capture_default_str();
   att->callback([&] {
     run = [&](const Context& c) { return transport == "nvme-tcp" ? attach_nvme_tcp(c, name) : attach(c, name); };

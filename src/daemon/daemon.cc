@@ -289,8 +289,9 @@ Result<Json> Daemon::checkpoint() {
 Result<Json> Daemon::attach(const std::string& name) {
   ASSIGN_OR_RETURN(auto info, lookup(name));
   std::string socket = frontends_.nbd_unix_socket();
-  if (socket.empty() && options_.attach_via_nbdfuse) {
-    return not_supported("attach through nbdfuse needs arbord's NBD unix socket, and this arbord serves none");
+  if (socket.empty() && (options_.attach_via == attach::AttachVia::kNbdfuse ||
+                          options_.attach_via == attach::AttachVia::kKernelNbd)) {
+    return not_supported("attach through the kernel's NBD client or nbdfuse needs arbord's NBD unix socket, and this arbord serves none");
   }
   {
     // Claim the name; the slow part (nbdfuse, losetup) runs without the lock.
@@ -314,7 +315,8 @@ Result<Json> Daemon::attach(const std::string& name) {
   req.mount_dir = dir + "/" + name;
   req.log_path = options_.store_dir + "/nbdfuse.log";
   req.read_only = info.snapshot;
-  if (!options_.attach_via_nbdfuse) {
+  req.via = options_.attach_via;
+  if (req.via == attach::AttachVia::kAuto || req.via == attach::AttachVia::kFuse) {
     auto exported = exports_->open(name);
     if (!exported) {
       store_->close_volume(*held);
@@ -333,7 +335,8 @@ Result<Json> Daemon::attach(const std::string& name) {
     attach_busy_.erase(name);
     attachments_[name] = Attached{*a, *held};
   }
-  return Json{{"name", name}, {"device", a->device}, {"read_only", a->read_only}};
+  return Json{{"name", name}, {"device", a->device}, {"read_only", a->read_only},
+              {"via", a->kernel_nbd ? "kernel-nbd" : "loop"}};
 }
 
 Result<Json> Daemon::detach(const std::string& name) {

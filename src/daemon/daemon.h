@@ -40,7 +40,7 @@ struct DaemonOptions {
   FrontendOptions frontends;
   StoreOptions store;
   std::string device;               // a block device (or file) holding the store; "" = store_dir/segments
-  bool attach_via_nbdfuse = false;  // the reference attach path instead of the in-process FuseDisk
+  attach::AttachVia attach_via = attach::AttachVia::kAuto;
   int maintenance_interval_ms = 10000;  // Store::maintain (checkpoint, segment cleaning); 0 = off
 };
 

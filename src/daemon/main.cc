@@ -66,11 +66,13 @@ int main(int argc, char** argv) {
                  "Address the NVMe/TCP discovery log page gives hosts (default: the listen host)");
   app.add_flag("--no-nvme", no_nvme, "Do not serve NVMe/TCP");
   app.add_option("--segment-size", segment_size, "Segment size for a new store")->capture_default_str();
-  std::string device, attach_via = "fuse";
+  std::string device, attach_via = "auto";
   int maintenance_ms = 10000;
   app.add_option("--device", device, "Keep the store on this block device (or file) instead of STORE/segments");
-  app.add_option("--attach-via", attach_via, "How `arbor attach` serves the loop device: fuse (in arbord) or nbdfuse")
-      ->check(CLI::IsMember({"fuse", "nbdfuse"}))
+  app.add_option("--attach-via", attach_via,
+                 "How `arbor attach` makes a block device: auto (the kernel's NBD client where the kernel has nbd, "
+                 "else fuse), kernel-nbd, fuse (loop over a FUSE file served in arbord) or nbdfuse (loop over nbdfuse)")
+      ->check(CLI::IsMember({"auto", "kernel-nbd", "fuse", "nbdfuse"}))
       ->capture_default_str();
   app.add_option("--maintenance-interval-ms", maintenance_ms, "Checkpoint and segment-cleaning period, 0 = off")
       ->check(CLI::Range(0, 86400000))
@@ -108,7 +110,10 @@ int main(int argc, char** argv) {
   if (!segment) return fail("--segment-size: " + segment.status().to_string());
   options.store.segment_size_bytes = *segment;
   options.device = device;
-  options.attach_via_nbdfuse = attach_via == "nbdfuse";
+  options.attach_via = attach_via == "kernel-nbd" ? attach::AttachVia::kKernelNbd
+                       : attach_via == "fuse"     ? attach::AttachVia::kFuse
+                       : attach_via == "nbdfuse"  ? attach::AttachVia::kNbdfuse
+                                                  : attach::AttachVia::kAuto;
   options.maintenance_interval_ms = maintenance_ms;
   options.frontends.nbd = !no_nbd;
   if (nbd_listen.empty()) nbd_listen = {"127.0.0.1:10809", "unix://" + store_dir + "/nbd.sock"};

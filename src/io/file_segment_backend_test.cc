@@ -231,5 +231,36 @@ TEST(NonBlockingReads, EvictedBlocksWouldBlockOnlyInsideTheScopeAndABlockingRead
   std::filesystem::remove_all(dir);
 }
 
+// tmpfs refuses RWF_NOWAIT (EOPNOTSUPP): inside the scope that is "would block", so the frontends
+// read it the waiting way, not an I/O error (NBD clients saw EIO on every read of a store in
+// /dev/shm).
+TEST(NonBlockingReads, AStoreOnTmpfsWouldBlockInsideTheScopeAndReadsOutside) {
+  std::string dir = "/dev/shm/arbor-nowait-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(std::filesystem::create_directories(dir)) << "no /dev/shm";
+  StoreOptions options;
+  options.segment_size_bytes = mib(1);
+  auto backend = FileSegmentBackend::open(dir);
+  ASSERT_TRUE(backend.is_ok());
+  auto store = Store::open(std::move(backend).value(), options, true);
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  ASSERT_TRUE((*store)->create_volume("v", mib(4)).is_ok());
+  auto v = (*store)->open_volume("v");
+  auto data = pattern(mib(2), 5);
+  ASSERT_TRUE((*store)->write(*v, 0, data).is_ok());
+  ASSERT_TRUE((*store)->flush().is_ok());
+  std::vector<uint8_t> out(4096);
+  {
+    NonBlockingScope no_wait;
+    Status s = (*store)->read(*v, mib(1), out);
+    EXPECT_TRUE(s.is_ok() || s.code() == Code::kWouldBlock) << s.to_string();
+  }
+  ASSERT_TRUE((*store)->read(*v, mib(1), out).is_ok());
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + mib(1)));
+  (*store)->close_volume(*v);
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace arbor

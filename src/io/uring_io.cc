@@ -67,6 +67,9 @@ Status pread_full(int fd, uint64_t offset, std::span<uint8_t> out) {
       res = n < 0 ? -errno : int(n);
     }
     if (res == -EAGAIN && flags != 0) return would_block("read: not in the page cache");
+    // Some file systems (tmpfs, for one) refuse RWF_NOWAIT outright: the caller then reads
+    // without the flag where waiting is allowed, as for a page-cache miss.
+    if (res == -EOPNOTSUPP && flags != 0) return would_block("read: RWF_NOWAIT not supported here");
     if (res == -EINTR || res == -EAGAIN) continue;
     if (res < 0) return errno_status(-res, "read");
     if (res == 0) {  // past the end of the file: never-written bytes read as zeros

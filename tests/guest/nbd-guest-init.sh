@@ -4,7 +4,8 @@
 # nvol 512 MiB (fio, ext4), rawvol 64 MiB (the guest writes it, the host compares), svol@s1 (a
 # snapshot whose content has md5 smd5=, taken before the host overwrote svol), kvol 64 MiB (kill -9
 # of arbord: the host kills and restarts it when the guest prints GUEST-KILLME, and says so in the
-# file `state` of the 9p share ctl: run, killing, restarted). Prints
+# file `state` of the 9p share ctl: run, killing, restarted). The same share holds the host's
+# arbor and arbord, which then run in this guest for `arbor attach` over the kernel's client. Prints
 #   GUEST-OK <step> / GUEST-FAIL <step> <why>, GUEST-MD5 <volume> <md5>, GUEST-DONE at the end.
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
@@ -16,8 +17,8 @@ for kv in $(cat /proc/cmdline); do case $kv in nport=*) P=${kv#nport=};; smd5=*)
 mkdir -p /host; mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose hostroot /host || echo "GUEST-FAIL 9p mount"
 mount -t devtmpfs dev /host/dev; mount -t proc proc /host/proc; mount -t sysfs sys /host/sys
 mount -t tmpfs tmp /host/tmp; mount -t tmpfs run /host/run
-mkdir -p /ctl; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none ctl /ctl || echo "GUEST-FAIL 9p ctl mount"
-state() { cat /ctl/state 2>/dev/null; }
+mkdir -p /host/run/ctl; mount -t 9p -o trans=virtio,version=9p2000.L,cache=none ctl /host/run/ctl || echo "GUEST-FAIL 9p ctl mount"
+state() { cat /host/run/ctl/state 2>/dev/null; }
 H="chroot /host"
 A=10.0.2.2
 ok() { echo "GUEST-OK $* t=$(cut -d' ' -f1 /proc/uptime)"; }
@@ -140,5 +141,46 @@ if nbd-client $A $P /dev/nbd4 -N kvol -b 4096 -C 2 > /tmp/c4.txt 2>&1; then
   else bad kill-reconnected "state $(state): $(cat /tmp/c5.txt 2>/dev/null)"; fi
 else bad kill-connect "$(cat /tmp/c4.txt)"; fi
 [ -s /tmp/errs.txt ] && { bad no-io-errors; sed 's/^/GUEST-DMESG /' /tmp/errs.txt | head -10; } || ok no-io-errors
+
+# 10. `arbor attach` where the kernel has nbd: arbord and arbor run in this guest on a store in its
+# tmpfs; attach makes /dev/nbdN through the kernel's NBD client (no FUSE mount, no loop device),
+# the volume cannot be deleted while attached, detach disconnects it, and after a kill -9 of arbord
+# the restarted one disconnects the stale device itself.
+GA="$H env PATH=/run/ctl:/usr/sbin:/usr/bin:/sbin:/bin /run/ctl/arbor --store /tmp/gstore"
+att() { $GA attach "$1" 2>/tmp/att.txt | grep -o '^/dev/[a-z0-9]*'; }
+if $GA daemon start --no-nvme > /tmp/gd.txt 2>&1 && $GA volume create av --size 256M > /dev/null; then
+  DEV=$(att av)
+  case "$DEV" in
+    /dev/nbd*) ok attach-kernel-nbd $DEV;;
+    *) bad attach-kernel-nbd "got '$DEV': $(cat /tmp/att.txt)"; DEV=;;
+  esac
+else bad attach-kernel-nbd "arbor daemon start / volume create: $(cat /tmp/gd.txt)"; DEV=; fi
+if [ -n "$DEV" ]; then
+  N=$(basename $DEV)
+  [ -z "$($H losetup -a)" ] && ! grep -q fuse /proc/mounts && ok attach-no-loop-no-fuse || bad attach-no-loop-no-fuse "$($H losetup -a)"
+  [ "$(sectors $N)" = 524288 ] && ok attach-size || bad attach-size "$(sectors $N) sectors"
+  $H mkfs.ext4 -q -F $DEV > /tmp/amkfs.txt 2>&1 && mkdir -p /mnt/a && mount -t ext4 $DEV /mnt/a \
+    && $H sh -c 'head -c 16M /dev/urandom > /tmp/a16' && cp /host/tmp/a16 /mnt/a/a16 && umount /mnt/a \
+    && $H e2fsck -fn $DEV > /tmp/afsck.txt 2>&1 && ok attach-ext4 || { bad attach-ext4; tail -3 /tmp/amkfs.txt /tmp/afsck.txt; }
+  $GA delete av > /tmp/adel.txt 2>&1 && bad attach-delete-refused "deleted" || ok attach-delete-refused "$(cat /tmp/adel.txt)"
+  $GA detach av > /dev/null 2>&1 && [ "$(sectors $N)" = 0 ] && ok detach-kernel-nbd || bad detach-kernel-nbd "$(sectors $N) sectors"
+  DEV=$(att av)
+  mount -t ext4 -o ro $DEV /mnt/a && [ "$(md5sum < /mnt/a/a16)" = "$(md5sum < /host/tmp/a16)" ] && ok reattach-data-intact $DEV \
+    || bad reattach-data-intact "$DEV"
+  umount /mnt/a 2>/dev/null
+  $GA snapshot create av@s > /dev/null && SDEV=$(att av@s) && [ "$(cat /sys/block/$(basename $SDEV)/ro)" = 1 ] \
+    && ok attach-snapshot-read-only $SDEV || bad attach-snapshot-read-only "$SDEV"
+  $GA detach av@s > /dev/null 2>&1
+  # kill -9 with av attached (not mounted), then a new arbord on the same store.
+  APID=$($GA --json daemon status | $H jq -r .pid)
+  kill -9 $APID; for i in $(seq 1 50); do kill -0 $APID 2>/dev/null || break; sleep 0.1; done
+  N=$(basename $DEV)
+  $GA daemon start --no-nvme > /tmp/gd2.txt 2>&1
+  if [ "$(sectors $N)" = 0 ] && grep -q "disconnected stale NBD device $DEV" /host/tmp/gstore/arbord.log; then ok stale-nbd-disconnected-at-start
+  else bad stale-nbd-disconnected-at-start "$(sectors $N) sectors: $(cat /tmp/gd2.txt) $(tail -2 /host/tmp/gstore/arbord.log)"; fi
+  DEV=$(att av) && ok attach-after-restart $DEV || bad attach-after-restart "$(cat /tmp/att.txt)"
+  $GA detach av > /dev/null 2>&1
+  $GA daemon stop > /dev/null 2>&1
+fi
 echo "GUEST-DONE t=$(cut -d' ' -f1 /proc/uptime)"
 poweroff -f

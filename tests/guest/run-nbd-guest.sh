@@ -45,6 +45,9 @@ PORT=$(A --json daemon status 2>/dev/null | jq -r '.endpoints[] | select(.uri | 
 [ -n "$PORT" ] || { log "no nbd:// endpoint in arbor daemon status"; exit 1; }
 CTL=$STORE/ctl   # the guest reads $CTL/state over 9p: run -> killing -> restarted
 mkdir -p "$CTL"; echo run > "$CTL/state"
+# arbor and arbord also run in the guest (its chroot sees the share at /run/ctl; the build may be
+# under /tmp, which the guest covers with its own tmpfs).
+cp "$ARBOR" "$CTL/arbor" && cp "$ARBORD" "$CTL/arbord" || { log "cannot copy arbor and arbord"; exit 1; }
 
 # svol holds R1 when the snapshot is taken, then the host overwrites its first 16 MiB.
 head -c 64M /dev/urandom > "$STORE/r1"; head -c 16M /dev/urandom > "$STORE/r2"
@@ -79,7 +82,9 @@ fail=0
 guest_steps "$SERIAL" list connect-2-connections size block-size-4096 flush-advertised trim-advertised two-tcp-connections \
   fio-verify-qd1 fio-verify-qd32-2jobs fio-verify-fua fio-verify-flush discard zeroout mkfs mount umount e2fsck-clean \
   files-intact-after-remount disconnect raw-written snapshot-device-read-only snapshot-write-refused snapshot-content \
-  unknown-export-refused no-io-errors kill-connect kill-writes-fail-when-killed kill-reconnected kill-flushed-blocks-intact
+  unknown-export-refused no-io-errors kill-connect kill-writes-fail-when-killed kill-reconnected kill-flushed-blocks-intact \
+  attach-kernel-nbd attach-no-loop-no-fuse attach-size attach-ext4 attach-delete-refused detach-kernel-nbd reattach-data-intact \
+  attach-snapshot-read-only stale-nbd-disconnected-at-start attach-after-restart
 # What the guest wrote is what the store holds, read back on the host; the overwritten volume
 # kept its new data; arbord still serves.
 check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
