@@ -63,6 +63,15 @@ Result<Attachment> attach(const AttachRequest& request) {
   a.mount_dir = request.mount_dir;
   a.file = request.mount_dir + "/disk";
   a.read_only = request.read_only;
+  // A marker left by a dead arbord whose device was still mounted then (cleanup_stale leaves
+  // those): the caller had no attachment of this volume, so the device is stale, and it is ours to
+  // disconnect once nothing has it mounted (arbor pg start unmounts it first).
+  std::string stale;
+  if (std::ifstream(a.mount_dir + "/" + kKernelNbdFile) >> stale && !device_mounted(stale) &&
+      kernel_nbd_sectors(stale) > 0) {
+    (void)disconnect_kernel_nbd(stale);
+  }
+  unlink((a.mount_dir + "/" + kKernelNbdFile).c_str());
   bool kernel = request.via == AttachVia::kKernelNbd ||
                 (request.via == AttachVia::kAuto && !request.nbd_socket.empty() && kernel_nbd_available());
   if (kernel) {

@@ -145,8 +145,15 @@ else bad kill-connect "$(cat /tmp/c4.txt)"; fi
 # 10. `arbor attach` where the kernel has nbd: arbord and arbor run in this guest on a store in its
 # tmpfs; attach makes /dev/nbdN through the kernel's NBD client (no FUSE mount, no loop device),
 # the volume cannot be deleted while attached, detach disconnects it, and after a kill -9 of arbord
-# the restarted one disconnects the stale device itself.
-GA="$H env PATH=/run/ctl:/usr/sbin:/usr/bin:/sbin:/bin /run/ctl/arbor --store /tmp/gstore"
+# the restarted one disconnects the stale device itself. They run in a root of their own: /usr and
+# /etc of the host, and this guest's /proc, /sys, /dev and tmpfs. (Under /host, 9p shows the
+# host's /proc and /sys as one directory, so arbord would not see /proc/mounts there.)
+mkdir -p /r; mount -t tmpfs r /r; mkdir -p /r/usr /r/etc /r/proc /r/sys /r/dev /r/tmp /r/run/ctl /r/var/tmp
+mount --bind /host/usr /r/usr; mount --bind /host/etc /r/etc; mount --bind /host/run/ctl /r/run/ctl
+for l in bin sbin lib lib64; do ln -s usr/$l /r/$l; done
+mount -t proc proc /r/proc; mount -t sysfs sys /r/sys; mount -t devtmpfs dev /r/dev
+G="chroot /r"
+GA="$G /run/ctl/arbor --store /tmp/gstore"
 att() { $GA attach "$1" 2>/tmp/att.txt | grep -o '^/dev/[a-z0-9]*'; }
 if $GA daemon start --no-nvme > /tmp/gd.txt 2>&1 && $GA volume create av --size 256M > /dev/null; then
   DEV=$(att av)
@@ -157,28 +164,45 @@ if $GA daemon start --no-nvme > /tmp/gd.txt 2>&1 && $GA volume create av --size 
 else bad attach-kernel-nbd "arbor daemon start / volume create: $(cat /tmp/gd.txt)"; DEV=; fi
 if [ -n "$DEV" ]; then
   N=$(basename $DEV)
-  [ -z "$($H losetup -a)" ] && ! grep -q fuse /proc/mounts && ok attach-no-loop-no-fuse || bad attach-no-loop-no-fuse "$($H losetup -a)"
+  [ -z "$($G losetup -a)" ] && ! grep -q fuse /proc/mounts && ok attach-no-loop-no-fuse || bad attach-no-loop-no-fuse "$($G losetup -a)"
   [ "$(sectors $N)" = 524288 ] && ok attach-size || bad attach-size "$(sectors $N) sectors"
-  $H mkfs.ext4 -q -F $DEV > /tmp/amkfs.txt 2>&1 && mkdir -p /mnt/a && mount -t ext4 $DEV /mnt/a \
-    && $H sh -c 'head -c 16M /dev/urandom > /tmp/a16' && cp /host/tmp/a16 /mnt/a/a16 && umount /mnt/a \
-    && $H e2fsck -fn $DEV > /tmp/afsck.txt 2>&1 && ok attach-ext4 || { bad attach-ext4; tail -3 /tmp/amkfs.txt /tmp/afsck.txt; }
+  $G mkfs.ext4 -q -F $DEV > /tmp/amkfs.txt 2>&1 && mkdir -p /mnt/a && mount -t ext4 $DEV /mnt/a \
+    && head -c 16777216 /dev/urandom > /r/tmp/a16 && cp /r/tmp/a16 /mnt/a/a16 && umount /mnt/a \
+    && $G e2fsck -fn $DEV > /tmp/afsck.txt 2>&1 && ok attach-ext4 || { bad attach-ext4; tail -3 /tmp/amkfs.txt /tmp/afsck.txt; }
   $GA delete av > /tmp/adel.txt 2>&1 && bad attach-delete-refused "deleted" || ok attach-delete-refused "$(cat /tmp/adel.txt)"
   $GA detach av > /dev/null 2>&1 && [ "$(sectors $N)" = 0 ] && ok detach-kernel-nbd || bad detach-kernel-nbd "$(sectors $N) sectors"
   DEV=$(att av)
-  mount -t ext4 -o ro $DEV /mnt/a && [ "$(md5sum < /mnt/a/a16)" = "$(md5sum < /host/tmp/a16)" ] && ok reattach-data-intact $DEV \
+  mount -t ext4 -o ro $DEV /mnt/a && [ "$(md5sum < /mnt/a/a16)" = "$(md5sum < /r/tmp/a16)" ] && ok reattach-data-intact $DEV \
     || bad reattach-data-intact "$DEV"
   umount /mnt/a 2>/dev/null
   $GA snapshot create av@s > /dev/null && SDEV=$(att av@s) && [ "$(cat /sys/block/$(basename $SDEV)/ro)" = 1 ] \
     && ok attach-snapshot-read-only $SDEV || bad attach-snapshot-read-only "$SDEV"
   $GA detach av@s > /dev/null 2>&1
   # kill -9 with av attached (not mounted), then a new arbord on the same store.
-  APID=$($GA --json daemon status | $H jq -r .pid)
+  APID=$($GA --json daemon status | $G jq -r .pid)
   kill -9 $APID; for i in $(seq 1 50); do kill -0 $APID 2>/dev/null || break; sleep 0.1; done
   N=$(basename $DEV)
   $GA daemon start --no-nvme > /tmp/gd2.txt 2>&1
-  if [ "$(sectors $N)" = 0 ] && grep -q "disconnected stale NBD device $DEV" /host/tmp/gstore/arbord.log; then ok stale-nbd-disconnected-at-start
-  else bad stale-nbd-disconnected-at-start "$(sectors $N) sectors: $(cat /tmp/gd2.txt) $(tail -2 /host/tmp/gstore/arbord.log)"; fi
+  if [ "$(sectors $N)" = 0 ] && grep -q "disconnected stale NBD device $DEV" /r/tmp/gstore/arbord.log; then ok stale-nbd-disconnected-at-start
+  else bad stale-nbd-disconnected-at-start "$(sectors $N) sectors: $(cat /tmp/gd2.txt) $(tail -2 /r/tmp/gstore/arbord.log)"; fi
   DEV=$(att av) && ok attach-after-restart $DEV || bad attach-after-restart "$(cat /tmp/att.txt)"
+  # kill -9 with av attached and mounted: the new arbord leaves the mounted device (and says so);
+  # once unmounted, the next attach of av disconnects it (what arbor pg start does after a crash).
+  # Mounted in arbord's root: its /proc/mounts shows only the mounts under it.
+  $G mkdir -p /tmp/am; $G mount -t ext4 $DEV /tmp/am; N=$(basename $DEV)
+  APID=$($GA --json daemon status | $G jq -r .pid)
+  kill -9 $APID; for i in $(seq 1 50); do kill -0 $APID 2>/dev/null || break; sleep 0.1; done
+  $GA daemon start --no-nvme > /tmp/gd3.txt 2>&1
+  grep -q "stale attachment of av at $DEV is still mounted" /r/tmp/gstore/arbord.log && [ "$(sectors $N)" != 0 ] \
+    && ok stale-mounted-nbd-left-and-reported || bad stale-mounted-nbd-left-and-reported "$(sectors $N) sectors: $(grep stale /r/tmp/gstore/arbord.log | tail -2)"
+  $G umount /tmp/am
+  DEV2=$(att av)
+  used=0; for d in /sys/block/nbd*; do [ "$(cat $d/size)" != 0 ] && used=$((used + 1)); done
+  [ -n "$DEV2" ] && [ $used = 1 ] && ok stale-nbd-disconnected-at-attach "$DEV2 (was $DEV)" \
+    || bad stale-nbd-disconnected-at-attach "new '$DEV2', $used NBD devices in use: $(cat /tmp/att.txt)"
+  $G mount -t ext4 -o ro $DEV2 /tmp/am && [ "$(md5sum < /r/tmp/am/a16)" = "$(md5sum < /r/tmp/a16)" ] && ok data-intact-after-kill-mounted \
+    || bad data-intact-after-kill-mounted
+  $G umount /tmp/am 2>/dev/null
   $GA detach av > /dev/null 2>&1
   $GA daemon stop > /dev/null 2>&1
 fi

@@ -84,7 +84,8 @@ guest_steps "$SERIAL" list connect-2-connections size block-size-4096 flush-adve
   files-intact-after-remount disconnect raw-written snapshot-device-read-only snapshot-write-refused snapshot-content \
   unknown-export-refused no-io-errors kill-connect kill-writes-fail-when-killed kill-reconnected kill-flushed-blocks-intact \
   attach-kernel-nbd attach-no-loop-no-fuse attach-size attach-ext4 attach-delete-refused detach-kernel-nbd reattach-data-intact \
-  attach-snapshot-read-only stale-nbd-disconnected-at-start attach-after-restart
+  attach-snapshot-read-only stale-nbd-disconnected-at-start attach-after-restart stale-mounted-nbd-left-and-reported \
+  stale-nbd-disconnected-at-attach data-intact-after-kill-mounted
 # What the guest wrote is what the store holds, read back on the host; the overwritten volume
 # kept its new data; arbord still serves.
 check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
