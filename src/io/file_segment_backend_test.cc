@@ -189,34 +189,40 @@ void evict_segments(const std::string& dir) {
 }
 
 // The real kernel path: RWF_NOWAIT on ext4 (so the directory is under /var/tmp, not a tmpfs).
-TEST(NonBlockingReads, EvictedBlocksWouldBlockOnlyInsideTheScopeAndABlockingReadWarmsThem) {
-  std::string dir = "/var/tmp/arbor-nowait-" + std::to_string(::getpid());
+// A new store of 1 MiB segments in `dir` (emptied first) with volume "v" of `size` bytes open.
+Result<std::pair<std::unique_ptr<Store>, VolumeId>> store_with_volume(const std::string& dir, uint64_t size) {
   std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  if (!std::filesystem::create_directories(dir)) return io_error("cannot make " + dir);
   StoreOptions options;
   options.segment_size_bytes = mib(1);
-  auto backend = FileSegmentBackend::open(dir);
-  ASSERT_TRUE(backend.is_ok());
-  auto store = Store::open(std::move(backend).value(), options, true);
-  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
-  ASSERT_TRUE((*store)->create_volume("v", mib(16)).is_ok());
-  auto v = (*store)->open_volume("v");
+  ASSIGN_OR_RETURN(auto backend, FileSegmentBackend::open(dir));
+  ASSIGN_OR_RETURN(auto store, Store::open(std::move(backend), options, true));
+  RETURN_IF_ERROR(store->create_volume("v", size).status());
+  ASSIGN_OR_RETURN(VolumeId v, store->open_volume("v"));
+  return std::make_pair(std::move(store), v);
+}
+
+TEST(NonBlockingReads, EvictedBlocksWouldBlockOnlyInsideTheScopeAndABlockingReadWarmsThem) {
+  std::string dir = "/var/tmp/arbor-nowait-" + std::to_string(::getpid());
+  auto opened = store_with_volume(dir, mib(16));
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  auto& [store, v] = *opened;
   auto data = pattern(mib(4), 9);
-  ASSERT_TRUE((*store)->write(*v, 0, data).is_ok());
-  ASSERT_TRUE((*store)->flush().is_ok());
+  ASSERT_TRUE(store->write(v, 0, data).is_ok());
+  ASSERT_TRUE(store->flush().is_ok());
   evict_segments(dir);
 
   std::vector<uint8_t> out(4096);
   {
     NonBlockingScope no_wait;
-    EXPECT_EQ((*store)->read(*v, mib(1), out).code(), Code::kWouldBlock);
+    EXPECT_EQ(store->read(v, mib(1), out).code(), Code::kWouldBlock);
   }
-  ASSERT_TRUE((*store)->read(*v, mib(1), out).is_ok());  // outside the scope: waits for the disk
+  ASSERT_TRUE(store->read(v, mib(1), out).is_ok());  // outside the scope: waits for the disk
   EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + mib(1)));
   {
     NonBlockingScope no_wait;
     std::fill(out.begin(), out.end(), 0);
-    ASSERT_TRUE((*store)->read(*v, mib(1), out).is_ok());  // now in the page cache
+    ASSERT_TRUE(store->read(v, mib(1), out).is_ok());  // now in the page cache
     EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + mib(1)));
   }
   // Scopes nest and end: the flag is restored on the way out.
@@ -226,8 +232,8 @@ TEST(NonBlockingReads, EvictedBlocksWouldBlockOnlyInsideTheScopeAndABlockingRead
     EXPECT_TRUE(NonBlockingScope::active());
   }
   EXPECT_FALSE(NonBlockingScope::active());
-  (*store)->close_volume(*v);
-  store->reset();
+  store->close_volume(v);
+  store.reset();
   std::filesystem::remove_all(dir);
 }
 
@@ -236,29 +242,22 @@ TEST(NonBlockingReads, EvictedBlocksWouldBlockOnlyInsideTheScopeAndABlockingRead
 // /dev/shm).
 TEST(NonBlockingReads, AStoreOnTmpfsWouldBlockInsideTheScopeAndReadsOutside) {
   std::string dir = "/dev/shm/arbor-nowait-" + std::to_string(::getpid());
-  std::filesystem::remove_all(dir);
-  ASSERT_TRUE(std::filesystem::create_directories(dir)) << "no /dev/shm";
-  StoreOptions options;
-  options.segment_size_bytes = mib(1);
-  auto backend = FileSegmentBackend::open(dir);
-  ASSERT_TRUE(backend.is_ok());
-  auto store = Store::open(std::move(backend).value(), options, true);
-  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
-  ASSERT_TRUE((*store)->create_volume("v", mib(4)).is_ok());
-  auto v = (*store)->open_volume("v");
+  auto opened = store_with_volume(dir, mib(4));
+  ASSERT_TRUE(opened.is_ok()) << opened.status().to_string();
+  auto& [store, v] = *opened;
   auto data = pattern(mib(2), 5);
-  ASSERT_TRUE((*store)->write(*v, 0, data).is_ok());
-  ASSERT_TRUE((*store)->flush().is_ok());
+  ASSERT_TRUE(store->write(v, 0, data).is_ok());
+  ASSERT_TRUE(store->flush().is_ok());
   std::vector<uint8_t> out(4096);
   {
     NonBlockingScope no_wait;
-    Status s = (*store)->read(*v, mib(1), out);
+    Status s = store->read(v, mib(1), out);
     EXPECT_TRUE(s.is_ok() || s.code() == Code::kWouldBlock) << s.to_string();
   }
-  ASSERT_TRUE((*store)->read(*v, mib(1), out).is_ok());
+  ASSERT_TRUE(store->read(v, mib(1), out).is_ok());
   EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + mib(1)));
-  (*store)->close_volume(*v);
-  store->reset();
+  store->close_volume(v);
+  store.reset();
   std::filesystem::remove_all(dir);
 }
 

@@ -69,6 +69,44 @@ guest_boot() {
   QPID=$!
 }
 
+# guest_start_arbord OUT ARBORD_ARGS...: starts ARBORD ($ARBORD, store $STORE) in the background
+# (APID), its output appended to OUT, and waits up to 10 s until `$ARBOR daemon status` answers.
+guest_start_arbord() {
+  local out=$1; shift
+  "$ARBORD" --store "$STORE" "$@" >> "$out" 2>&1 &
+  APID=$!
+  for i in $(seq 1 100); do
+    "$ARBOR" --store "$STORE" daemon status > /dev/null 2>&1 && return 0
+    kill -0 $APID 2>/dev/null || break
+    sleep 0.1
+  done
+  log "arbord did not start: $(tail -3 "$out") $(tail -3 "$STORE/arbord.log" 2>/dev/null)"; return 1
+}
+
+# guest_wait SERIAL CTL RESTART...: waits for the guest to power off, then prints its markers
+# and sets QRC (qemu's exit) and T1. When the guest prints GUEST-KILLME (it is writing with
+# flushes): writes "killing" to CTL/state, kill -9s arbord ($APID), runs RESTART (which starts
+# arbord again on the same store and ports and sets APID), writes "restarted"; sets killed=1.
+guest_wait() {
+  local serial=$1 ctl=$2; shift 2
+  killed=0
+  while kill -0 $QPID 2>/dev/null; do
+    if [ $killed = 0 ] && grep -q '^GUEST-KILLME' "$serial"; then
+      echo killing > "$ctl/state"
+      kill -9 $APID; wait $APID 2>/dev/null
+      log "arbord killed (-9) while the guest writes; restarting it"
+      "$@" && log "arbord restarted, pid $APID"
+      echo restarted > "$ctl/state"
+      killed=1
+    fi
+    sleep 0.2
+  done
+  wait $QPID; QRC=$?
+  T1=$(date +%s)
+  grep -E '^(GUEST|\[ )' "$serial" | grep -vE '^\[ *[0-9.]+\] (random|ACPI|PCI|pci)' | tail -100
+  log "qemu exit $QRC after $((T1 - T0)) s"
+}
+
 # guest_steps SERIAL STEP...: PASS/FAIL per step from the guest's GUEST-OK markers, any
 # GUEST-FAIL, and GUEST-DONE; sets fail=1 when one is missing.
 guest_steps() {

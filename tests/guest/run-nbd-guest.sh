@@ -29,15 +29,7 @@ trap cleanup EXIT
 # arbord with NBD on 127.0.0.1 (the guest's 10.0.2.2) on a free port, and its unix socket.
 A() { "$ARBOR" --store "$STORE" "$@"; }
 start_arbord() {  # $1: the TCP port (0: a free one)
-  "$ARBORD" --store "$STORE" --nbd-listen "tcp://127.0.0.1:$1" --nbd-listen "unix://$STORE/nbd.sock" --no-nvme \
-    >> "$CACHE/arbord-nbd.out" 2>&1 &
-  APID=$!
-  for i in $(seq 1 100); do
-    A daemon status > /dev/null 2>&1 && return 0
-    kill -0 $APID 2>/dev/null || break
-    sleep 0.1
-  done
-  log "arbord did not start: $(tail -3 "$CACHE/arbord-nbd.out")"; return 1
+  guest_start_arbord "$CACHE/arbord-nbd.out" --nbd-listen "tcp://127.0.0.1:$1" --nbd-listen "unix://$STORE/nbd.sock" --no-nvme
 }
 : > "$CACHE/arbord-nbd.out"
 start_arbord 0 || exit 1
@@ -61,22 +53,7 @@ log "arbord pid $APID, NBD on 127.0.0.1:$PORT, store $STORE"
 SERIAL=$CACHE/serial-nbd.log
 T0=$(date +%s)
 guest_boot "$SERIAL" "nport=$PORT smd5=$SMD5" -virtfs local,path="$CTL",mount_tag=ctl,security_model=none
-killed=0
-while kill -0 $QPID 2>/dev/null; do
-  if [ $killed = 0 ] && grep -q '^GUEST-KILLME' "$SERIAL"; then
-    echo killing > "$CTL/state"
-    kill -9 $APID; wait $APID 2>/dev/null
-    log "arbord killed (-9) while the guest writes; restarting on port $PORT"
-    start_arbord "$PORT" && log "arbord restarted, pid $APID"
-    echo restarted > "$CTL/state"
-    killed=1
-  fi
-  sleep 0.2
-done
-wait $QPID; QRC=$?
-T1=$(date +%s)
-grep -E '^(GUEST|\[ )' "$SERIAL" | grep -vE '^\[ *[0-9.]+\] (random|ACPI|PCI|pci)' | tail -80
-log "qemu exit $QRC after $((T1 - T0)) s"
+guest_wait "$SERIAL" "$CTL" start_arbord "$PORT"
 
 fail=0
 guest_steps "$SERIAL" list connect-2-connections size block-size-4096 flush-advertised trim-advertised two-tcp-connections \

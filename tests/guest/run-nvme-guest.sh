@@ -37,15 +37,7 @@ trap cleanup EXIT
 # networking forwards to the host's loopback), so arbord listens on 127.0.0.1.
 A() { "$ARBOR" --store "$STORE" "$@"; }
 start_arbord() {  # $1 io listen, $2 discovery listen
-  "$ARBORD" --store "$STORE" --nbd-listen none --nvme-listen "$1" --nvme-discovery-listen "$2" \
-    --nvme-advertise 10.0.2.2 >> "$CACHE/arbord.out" 2>&1 &
-  APID=$!
-  for i in $(seq 1 100); do
-    A daemon status > /dev/null 2>&1 && return 0
-    kill -0 $APID 2>/dev/null || break
-    sleep 0.1
-  done
-  log "arbord did not start: $(tail -3 "$CACHE/arbord.out") $(tail -3 "$STORE/arbord.log" 2>/dev/null)"; return 1
+  guest_start_arbord "$CACHE/arbord.out" --nbd-listen none --nvme-listen "$1" --nvme-discovery-listen "$2" --nvme-advertise 10.0.2.2
 }
 : > "$CACHE/arbord.out"
 start_arbord 127.0.0.1:0 127.0.0.1:0 || exit 1
@@ -68,22 +60,7 @@ SERIAL=$CACHE/serial.log
 T0=$(date +%s)
 guest_boot "$SERIAL" "aport=$AIO adisc=$ADISC ini=/run/ctl/arbor-nvme-initiator" \
   -virtfs local,path="$CTL",mount_tag=ctl,security_model=none
-killed=0
-while kill -0 $QPID 2>/dev/null; do
-  if [ $killed = 0 ] && grep -q '^GUEST-KILLME' "$SERIAL"; then
-    echo killing > "$CTL/state"
-    kill -9 $APID; wait $APID 2>/dev/null
-    log "arbord killed (-9) while the guest writes; restarting on io=$AIO"
-    if start_arbord 127.0.0.1:$AIO 127.0.0.1:$ADISC; then log "arbord restarted, pid $APID"; fi
-    echo restarted > "$CTL/state"
-    killed=1
-  fi
-  sleep 0.2
-done
-wait $QPID; QRC=$?
-T1=$(date +%s)
-grep -E '^(GUEST|\[ )' "$SERIAL" | grep -vE '^\[ *[0-9.]+\] (random|ACPI|PCI|pci)' | tail -100
-log "qemu exit $QRC after $((T1 - T0)) s"
+guest_wait "$SERIAL" "$CTL" start_arbord 127.0.0.1:$AIO 127.0.0.1:$ADISC
 if ! kill -0 $APID 2>/dev/null; then log "arbord died: $(tail -5 "$STORE/arbord.log")"; exit 1; fi
 grep '^GUEST-TABLE' "$SERIAL" | sed 's/^GUEST-TABLE //'
 
