@@ -204,6 +204,19 @@ if [ -n "$DEV" ]; then
     || bad data-intact-after-kill-mounted
   $G umount /tmp/am 2>/dev/null
   $GA detach av > /dev/null 2>&1
+  # Postgres on /dev/nbdN: arbor pg create, a branch, writes on each side seen only there.
+  T=$(cut -d' ' -f1 /proc/uptime)
+  if $GA pg create gp --size 1G > /tmp/pgc.txt 2>&1; then
+    ok pg-create "$(tail -1 /tmp/pgc.txt) t0=$T"
+    $GA pg psql gp -qc "create table t(a int); insert into t select generate_series(1, 1000)" > /dev/null 2>&1
+    $GA pg branch gb --from gp > /tmp/pgb.txt 2>&1 && ok pg-branch "$(tail -1 /tmp/pgb.txt)" || bad pg-branch "$(cat /tmp/pgb.txt)"
+    $GA pg psql gb -qc "insert into t select generate_series(1, 500)" > /dev/null 2>&1
+    pc=$($GA pg psql gp -tAc "select count(*) from t" 2>&1); bc=$($GA pg psql gb -tAc "select count(*) from t" 2>&1)
+    [ "$pc" = 1000 ] && [ "$bc" = 1500 ] && ok pg-branch-isolated || bad pg-branch-isolated "parent $pc, branch $bc"
+    $GA --json pg list > /tmp/pgl.txt 2>&1
+    [ "$(grep -c '"device": "/dev/nbd' /tmp/pgl.txt)" = 2 ] && ok pg-on-kernel-nbd || bad pg-on-kernel-nbd "$(grep device /tmp/pgl.txt)"
+    $GA pg delete gb > /dev/null 2>&1 && $GA pg delete gp > /dev/null 2>&1 && ok pg-delete || bad pg-delete
+  else bad pg-create "$(tail -3 /tmp/pgc.txt)"; fi
   $GA daemon stop > /dev/null 2>&1
 fi
 echo "GUEST-DONE t=$(cut -d' ' -f1 /proc/uptime)"
