@@ -28,11 +28,6 @@ int kernel_nbd_connections() {
   return int(std::clamp(cpus, 2L, 4L));
 }
 
-bool file_exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
 Status unmount(const std::string& mount_dir) {
   auto r = run_process({"fusermount3", "-u", mount_dir});
   if (!r) return r.status();
@@ -44,6 +39,11 @@ Status unmount(const std::string& mount_dir) {
 
 Status start_nbdfuse(const AttachRequest& request, Attachment& a);
 Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a);
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
 
 bool device_mounted(const std::string& device) {
   std::ifstream mounts("/proc/mounts");
@@ -65,18 +65,19 @@ Result<Attachment> attach(const AttachRequest& request) {
   a.read_only = request.read_only;
   // A marker left by a dead arbord whose device was still mounted then (cleanup_stale leaves
   // those): the caller had no attachment of this volume, so the device is stale, and it is ours to
-  // disconnect once nothing has it mounted (arbor pg start unmounts it first).
+  // disconnect once nothing has it mounted (arbor pg start unmounts it first; while it is still
+  // mounted, disconnect_kernel_nbd refuses).
   std::string stale;
-  if (std::ifstream(a.mount_dir + "/" + kKernelNbdFile) >> stale && !device_mounted(stale) &&
-      kernel_nbd_sectors(stale) > 0) {
+  if (std::ifstream(a.mount_dir + "/" + kKernelNbdFile) >> stale && kernel_nbd_sectors(stale) > 0) {
     (void)disconnect_kernel_nbd(stale);
   }
   unlink((a.mount_dir + "/" + kKernelNbdFile).c_str());
-  bool kernel = request.via == AttachVia::kKernelNbd ||
-                (request.via == AttachVia::kAuto && !request.nbd_socket.empty() && kernel_nbd_available());
+  bool kernel = (request.via == AttachVia::kKernelNbd || request.via == AttachVia::kAuto) &&
+                !request.nbd_socket.empty() && kernel_nbd_available();
+  if (request.via == AttachVia::kKernelNbd && !kernel) {
+    return not_supported("the kernel's NBD client needs arbord's NBD unix socket, the nbd module and nbd-client");
+  }
   if (kernel) {
-    if (request.nbd_socket.empty()) return not_supported("the kernel's NBD client needs arbord's NBD unix socket");
-    if (!kernel_nbd_available()) return not_supported("this kernel has no nbd module, or nbd-client is not installed");
     ASSIGN_OR_RETURN(a.device, connect_kernel_nbd(request.nbd_socket, request.volume, kernel_nbd_connections()));
     a.kernel_nbd = true;
     std::ofstream marker(a.mount_dir + "/" + kKernelNbdFile);

@@ -66,6 +66,9 @@ Result<Attachment> attach(const AttachRequest& request);
 // loop device is mounted or held open exclusively.
 Status detach(const Attachment& attachment);
 
+// True when `path` exists.
+bool file_exists(const std::string& path);
+
 // True when a filesystem on `device` is mounted (per /proc/mounts).
 bool device_mounted(const std::string& device);
 

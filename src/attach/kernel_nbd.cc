@@ -1,6 +1,5 @@
 #include "attach/kernel_nbd.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,11 +12,6 @@
 namespace arbor::attach {
 namespace {
 
-bool exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
 std::string nbd_client_path() {
   for (const char* p : {"/usr/sbin/nbd-client", "/sbin/nbd-client", "/usr/local/sbin/nbd-client"}) {
     if (access(p, X_OK) == 0) return p;
@@ -28,8 +22,17 @@ std::string nbd_client_path() {
 // Devices nbd.ko made at load time (nbds_max, 16 by default).
 int device_count() {
   int n = 0;
-  while (exists("/sys/block/nbd" + std::to_string(n))) n++;
+  while (file_exists("/sys/block/nbd" + std::to_string(n))) n++;
   return n;
+}
+
+// Polls the device's size every 10 ms, at most `tries` times, until `done` holds for it.
+bool wait_for_size(const std::string& device, int tries, bool (*done)(long long sectors)) {
+  for (int t = 0; t < tries; t++) {
+    if (done(kernel_nbd_sectors(device))) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done(kernel_nbd_sectors(device));
 }
 
 }  // namespace
@@ -43,9 +46,9 @@ long long kernel_nbd_sectors(const std::string& device) {
 
 bool kernel_nbd_available() {
   if (nbd_client_path().empty()) return false;
-  if (exists("/sys/module/nbd")) return true;
+  if (file_exists("/sys/module/nbd")) return true;
   auto r = run_process({"modprobe", "-q", "nbd"});
-  return r && r->exit_code == 0 && exists("/sys/module/nbd");
+  return r && r->exit_code == 0 && file_exists("/sys/module/nbd");
 }
 
 Result<std::string> connect_kernel_nbd(const std::string& socket, const std::string& volume, int connections) {
@@ -67,10 +70,7 @@ Result<std::string> connect_kernel_nbd(const std::string& socket, const std::str
     }
     // Netlink configures the device before nbd-client exits; the size shows at once, but wait a
     // little for the block layer rather than hand out a device that still reads as empty.
-    for (int t = 0; t < 100 && kernel_nbd_sectors(device) <= 0; t++) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (kernel_nbd_sectors(device) <= 0) {
+    if (!wait_for_size(device, 100, [](long long sectors) { return sectors > 0; })) {
       (void)run_process({client, "-d", device});
       return io_error("nbd-client connected " + device + " for " + volume + " but it has no size");
     }
@@ -86,10 +86,7 @@ Status disconnect_kernel_nbd(const std::string& device) {
   auto r = run_process({client, "-d", device});
   if (!r) return r.status();
   if (r->exit_code != 0) return busy("nbd-client -d " + device + ": " + last_line(r->err));
-  for (int t = 0; t < 200 && kernel_nbd_sectors(device) > 0; t++) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (kernel_nbd_sectors(device) > 0) return busy(device + " still has a size after nbd-client -d");
+  if (!wait_for_size(device, 200, [](long long sectors) { return sectors <= 0; })) return busy(device + " still has a size after nbd-client -d");
   return Status::ok();
 }
 
