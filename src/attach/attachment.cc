@@ -19,7 +19,7 @@ namespace arbor::attach {
 namespace {
 
 constexpr auto kReadyTimeout = std::chrono::seconds(15);
-constexpr const char* kKernelNbdFile = "kernel-nbd";  // in the mount dir: the device, for cleanup_stale
+constexpr const char* kKernelNbdFile = "kernel-nbd";  // in the mount dir: its NBD devices (read_marker)
 
 // One connection per CPU, 2 to 4: the kernel spreads requests over them, arbord serves each on
 // an event loop.
@@ -33,6 +33,63 @@ Status unmount(const std::string& mount_dir) {
   if (!r) return r.status();
   if (r->exit_code != 0) return busy("cannot unmount " + mount_dir + ": " + last_line(r->err));
   return Status::ok();
+}
+
+// A new block device starts with 128 KiB of read-ahead; every read-ahead request is a round trip
+// to the store, so a sequential reader (a branch's Postgres replaying its WAL) is bound by that
+// latency. The machine's own disk uses 4 MiB and more. Best effort: the device works without it.
+constexpr int kReadAheadKib = 4096;
+void set_read_ahead(const std::string& device, int kib) {
+  std::string name = device.substr(device.rfind('/') + 1);
+  std::ofstream f("/sys/block/" + name + "/queue/read_ahead_kb");
+  f << kib;
+}
+
+// The kernel-nbd marker in a volume's mount dir lists, one per line, the NBD devices made for it
+// that may still be connected: the live attachment's, and any a dead arbord left mounted.
+std::vector<std::string> read_marker(const std::string& marker) {
+  std::vector<std::string> devices;
+  std::ifstream f(marker);
+  for (std::string device; f >> device;) devices.push_back(device);
+  return devices;
+}
+
+// Writes `devices` to the marker, or removes it when there are none. False when it cannot.
+bool write_marker(const std::string& marker, const std::vector<std::string>& devices) {
+  if (devices.empty()) return unlink(marker.c_str()) == 0 || errno == ENOENT;
+  std::string tmp = marker + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    for (const auto& d : devices) f << d << "\n";
+    if (!f.flush()) return false;
+  }
+  return rename(tmp.c_str(), marker.c_str()) == 0;
+}
+
+// Disconnects each device the marker lists that is still connected and no longer mounted, and
+// returns those left connected (still mounted, or nbd-client failed). With `report`, one line per
+// stale device of `volume` found connected.
+std::vector<std::string> settle_stale_nbd(const std::string& marker, const std::string& volume,
+                                          std::vector<std::string>* report) {
+  std::vector<std::string> left;
+  for (const auto& device : read_marker(marker)) {
+    if (kernel_nbd_sectors(device) <= 0) continue;  // disconnected already, or no such device
+    if (device_mounted(device)) {
+      if (report) {
+        report->push_back("stale attachment of " + volume + " at " + device + " is still mounted; once it is " +
+                          "unmounted, the next attach of " + volume + " or start of arbord disconnects it");
+      }
+      left.push_back(device);
+      continue;
+    }
+    Status st = disconnect_kernel_nbd(device);
+    if (report) {
+      report->push_back((st.is_ok() ? "disconnected stale NBD device " : "could not disconnect stale NBD device ") +
+                        device + " of " + volume + (st.is_ok() ? "" : ": " + st.message()));
+    }
+    if (!st.is_ok()) left.push_back(device);
+  }
+  return left;
 }
 
 }  // namespace
@@ -63,15 +120,11 @@ Result<Attachment> attach(const AttachRequest& request) {
   a.mount_dir = request.mount_dir;
   a.file = request.mount_dir + "/disk";
   a.read_only = request.read_only;
-  // A marker left by a dead arbord whose device was still mounted then (cleanup_stale leaves
-  // those): the caller had no attachment of this volume, so the device is stale, and it is ours to
-  // disconnect once nothing has it mounted (arbor pg start unmounts it first; while it is still
-  // mounted, disconnect_kernel_nbd refuses).
-  std::string stale;
-  if (std::ifstream(a.mount_dir + "/" + kKernelNbdFile) >> stale && kernel_nbd_sectors(stale) > 0) {
-    (void)disconnect_kernel_nbd(stale);
-  }
-  unlink((a.mount_dir + "/" + kKernelNbdFile).c_str());
+  // Devices a dead arbord left connected for this volume (the caller has no attachment of it, so
+  // they are stale and ours): disconnected now unless still mounted (arbor pg start unmounts
+  // first). Those still mounted stay listed, so a later attach, detach or start settles them.
+  std::string marker = a.mount_dir + "/" + kKernelNbdFile;
+  std::vector<std::string> stale = settle_stale_nbd(marker, a.volume, nullptr);
   bool kernel = (request.via == AttachVia::kKernelNbd || request.via == AttachVia::kAuto) &&
                 !request.nbd_socket.empty() && kernel_nbd_available();
   if (request.via == AttachVia::kKernelNbd && !kernel) {
@@ -80,14 +133,15 @@ Result<Attachment> attach(const AttachRequest& request) {
   if (kernel) {
     ASSIGN_OR_RETURN(a.device, connect_kernel_nbd(request.nbd_socket, request.volume, kernel_nbd_connections()));
     a.kernel_nbd = true;
-    std::ofstream marker(a.mount_dir + "/" + kKernelNbdFile);
-    marker << a.device << "\n";
-    if (!marker.flush()) {
+    set_read_ahead(a.device, kReadAheadKib);
+    stale.push_back(a.device);
+    if (!write_marker(marker, stale)) {
       (void)disconnect_kernel_nbd(a.device);
-      return io_error("cannot write " + a.mount_dir + "/" + kKernelNbdFile);
+      return io_error("cannot write " + marker);
     }
     return a;
   }
+  (void)write_marker(marker, stale);
   if (request.via == AttachVia::kNbdfuse || !request.exported) {
     RETURN_IF_ERROR(start_nbdfuse(request, a));
   } else {
@@ -130,16 +184,6 @@ Status start_nbdfuse(const AttachRequest& request, Attachment& a) {
   return Status::ok();
 }
 
-// A loop device starts with 128 KiB of read-ahead; every read-ahead request is a round trip
-// through FUSE to the store, so a sequential reader (a branch's Postgres replaying its WAL) is
-// bound by that latency. The machine's own disk uses 4 MiB and more. Best effort: the device
-// works without it.
-void set_read_ahead(const std::string& device, int kib) {
-  std::string name = device.substr(device.rfind('/') + 1);
-  std::ofstream f("/sys/block/" + name + "/queue/read_ahead_kb");
-  f << kib;
-}
-
 Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a) {
   std::vector<std::string> losetup = {"losetup", "--direct-io=on", "--find", "--show"};
   if (request.read_only) losetup.push_back("--read-only");
@@ -154,15 +198,15 @@ Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a) {
     return io_error("losetup failed: " + why);
   }
   a.device = last_line(r->out);
-  set_read_ahead(a.device, 4096);
+  set_read_ahead(a.device, kReadAheadKib);
   return a;
 }
 
 Status detach(const Attachment& a) {
   if (a.kernel_nbd) {
     RETURN_IF_ERROR(disconnect_kernel_nbd(a.device));
-    unlink((a.mount_dir + "/" + kKernelNbdFile).c_str());
-    rmdir(a.mount_dir.c_str());
+    std::string marker = a.mount_dir + "/" + kKernelNbdFile;
+    if (write_marker(marker, settle_stale_nbd(marker, a.volume, nullptr)) && !file_exists(marker)) rmdir(a.mount_dir.c_str());
     return Status::ok();
   }
   if (!a.device.empty()) {
@@ -194,6 +238,14 @@ Status detach(const Attachment& a) {
 
 namespace arbor::attach {
 
+std::vector<std::string> release_stale_nbd(const std::string& mount_dir, const std::string& volume) {
+  std::vector<std::string> report;
+  std::string marker = mount_dir + "/" + kKernelNbdFile;
+  std::vector<std::string> left = settle_stale_nbd(marker, volume, &report);
+  if (write_marker(marker, left) && left.empty()) rmdir(mount_dir.c_str());
+  return report;
+}
+
 std::vector<std::string> cleanup_stale(const std::string& attach_dir) {
   std::vector<std::string> report;
   DIR* dir = opendir(attach_dir.c_str());
@@ -206,20 +258,8 @@ std::vector<std::string> cleanup_stale(const std::string& attach_dir) {
   closedir(dir);
   for (const auto& name : names) {
     std::string mount_dir = attach_dir + "/" + name;
-    std::string marker = mount_dir + "/" + kKernelNbdFile;
-    std::string device;
-    if (std::ifstream(marker) >> device) {
-      if (device_mounted(device)) {
-        report.push_back("stale attachment of " + name + " at " + device +
-                         " is still mounted; unmount it, then nbd-client -d " + device);
-        continue;
-      }
-      Status st = kernel_nbd_sectors(device) > 0 ? disconnect_kernel_nbd(device) : Status::ok();
-      report.push_back((st.is_ok() ? "disconnected stale NBD device " : "could not disconnect stale NBD device ") +
-                       device + " of " + name + (st.is_ok() ? "" : ": " + st.message()));
-      if (!st.is_ok()) continue;
-      unlink(marker.c_str());
-      rmdir(mount_dir.c_str());
+    if (file_exists(mount_dir + "/" + kKernelNbdFile)) {
+      for (auto& line : release_stale_nbd(mount_dir, name)) report.push_back(std::move(line));
       continue;
     }
     std::string file = mount_dir + "/disk";

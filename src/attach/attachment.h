@@ -58,8 +58,9 @@ struct Attachment {
 
 // Connects the kernel's NBD client to the export, or mounts the export (in process, or with
 // nbdfuse), waits until it serves, and sets up a loop device over it; per request.via. The
-// kernel path leaves a file `kernel-nbd` naming the device in mount_dir, for cleanup_stale.
-// Undoes everything it did on failure.
+// kernel path lists its device in a file `kernel-nbd` in mount_dir. NBD devices listed there
+// before (a dead arbord's) are disconnected first, or, while still mounted, kept on the list for
+// the next attach, detach or cleanup_stale. Undoes everything it did on failure.
 Result<Attachment> attach(const AttachRequest& request);
 
 // Removes the loop device, unmounts the FUSE file and stops its server. Refuses (kBusy) while the
@@ -72,10 +73,15 @@ bool file_exists(const std::string& path);
 // True when a filesystem on `device` is mounted (per /proc/mounts).
 bool device_mounted(const std::string& device);
 
-// After a crash of the process that made them: disconnects the kernel NBD devices named in
+// For a volume with no attachment whose mount dir is `mount_dir`: disconnects the kernel NBD
+// devices a dead arbord left for it, unless still mounted (those stay listed). Returns one line
+// per such device found connected.
+std::vector<std::string> release_stale_nbd(const std::string& mount_dir, const std::string& volume);
+
+// After a crash of the process that made them: disconnects the kernel NBD devices listed in
 // `attach_dir`/*/kernel-nbd, removes loop devices over `attach_dir`/*/disk and unmounts the FUSE
-// mounts there, so a restarted daemon starts with no attachments. Devices still
-// mounted are left alone and reported. Returns one line per thing it did or could not do.
+// mounts there, so a restarted daemon starts with no attachments. Devices still mounted are left
+// alone and reported (NBD devices stay listed). Returns one line per thing it did or could not do.
 std::vector<std::string> cleanup_stale(const std::string& attach_dir);
 
 }  // namespace arbor::attach

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <thread>
@@ -47,8 +48,14 @@ long long kernel_nbd_sectors(const std::string& device) {
 bool kernel_nbd_available() {
   if (nbd_client_path().empty()) return false;
   if (file_exists("/sys/module/nbd")) return true;
+  // A kernel without the module stays without it: modprobe once per process, not per attach
+  // (loaded by hand later, /sys/module/nbd above finds it).
+  static std::atomic<bool> modprobe_failed{false};
+  if (modprobe_failed.load()) return false;
   auto r = run_process({"modprobe", "-q", "nbd"});
-  return r && r->exit_code == 0 && file_exists("/sys/module/nbd");
+  if (r && r->exit_code == 0 && file_exists("/sys/module/nbd")) return true;
+  modprobe_failed.store(true);
+  return false;
 }
 
 Result<std::string> connect_kernel_nbd(const std::string& socket, const std::string& volume, int connections) {

@@ -221,9 +221,20 @@ Result<Json> Daemon::remove(const std::string& name) {
       return busy("'" + name + "' is attached at " + it->second.attachment.device +
                   "; detach it first");
     }
-    if (attach_busy_.count(name)) return busy("'" + name + "' is being attached or detached");
+    if (!attach_busy_.insert(name).second) return busy("'" + name + "' is being attached or detached");
   }
   Status st = store_->remove(name);
+  if (st.is_ok()) {
+    // NBD devices a dead arbord left for it (arbor pg delete after a crash): no later attach of
+    // this volume will settle them.
+    for (const auto& line : attach::release_stale_nbd(options_.store_dir + "/attach/" + name, name)) {
+      spdlog::warn("{}", line);
+    }
+  }
+  {
+    std::lock_guard lock(attach_mu_);
+    attach_busy_.erase(name);
+  }
   if (!st.is_ok()) {
     if (st.code() == Code::kBusy && info.open_count > 0) {
       return busy("'" + name + "' is in use (" + std::to_string(info.open_count) +

@@ -24,6 +24,7 @@ A=10.0.2.2
 ok() { echo "GUEST-OK $* t=$(cut -d' ' -f1 /proc/uptime)"; }
 bad() { echo "GUEST-FAIL $*"; }
 sectors() { cat /sys/block/$1/size; }
+nbd_in_use() { local n=0 d; for d in /sys/block/nbd*; do [ "$(cat $d/size)" != 0 ] && n=$((n + 1)); done; echo $n; }
 # Established TCP connections from this guest to arbord's NBD port (/proc/net/tcp, state 01).
 conns() { awk -v p=$(printf '%04X' $P) 'NR > 1 && $4 == "01" && substr($3, index($3, ":") + 1) == p' /proc/net/tcp | wc -l; }
 FIOV="fio --name=v --direct=1 --bsrange=4k-256k --size=24m --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse --terse-version=3"
@@ -155,6 +156,31 @@ mount -t proc proc /r/proc; mount -t sysfs sys /r/sys; mount -t devtmpfs dev /r/
 G="chroot /r"
 GA="$G /run/ctl/arbor --store /tmp/gstore"
 att() { $GA attach "$1" 2>/tmp/att.txt | grep -o '^/dev/[a-z0-9]*'; }
+# kill -9 of arbord under a Postgres on /dev/nbdN that commits one row per transaction: after a new
+# arbord and `arbor pg start` (which takes down the server left on the dead device, unmounts it,
+# and attaches again: the stale device is disconnected then), every acknowledged commit is there.
+pg_kill_step() {
+  local port acked last count used
+  port=$($GA --json pg list | $G jq -r --arg n "$1" '.servers[] | select(.name == $n) | .port')
+  $GA pg psql "$1" -qc "create table acked(id int primary key)" > /dev/null 2>&1
+  # psql itself, not arbor pg psql: the arbor CLI would start a new arbord once this one is killed.
+  ( i=0; while $G /usr/lib/postgresql/15/bin/psql -X -q -h 127.0.0.1 -p $port -U postgres \
+        -c "insert into acked values ($((i + 1)))" postgres > /dev/null 2>&1; do i=$((i + 1)); echo $i >> /tmp/acked; done ) &
+  local writer=$!
+  for i in $(seq 1 600); do [ "$(wc -l < /tmp/acked 2>/dev/null || echo 0)" -ge 20 ] && break; sleep 0.1; done
+  kill -9 $($GA --json daemon status | $G jq -r .pid)
+  wait $writer
+  last=$(tail -1 /tmp/acked 2>/dev/null || echo 0)
+  [ "$last" -ge 20 ] || { bad pg-kill-acked "only '$last' commits before the kill"; return; }
+  if $GA daemon start --no-nvme > /tmp/gd4.txt 2>&1 && $GA pg start "$1" > /tmp/pgs.txt 2>&1; then
+    count=$($GA pg psql "$1" -tAc "select count(*) from acked where id <= $last" 2>&1)
+    [ "$count" = "$last" ] && ok pg-kill-acked-commits-kept "$last of $last" || bad pg-kill-acked-commits-kept "$count of $last"
+  else bad pg-kill-acked-commits-kept "restart: $(tail -2 /tmp/gd4.txt /tmp/pgs.txt)"; fi
+  # The other server, $2, died with the devices too: one restarted, the other left for pg delete.
+  # In use: the restarted server's new device, and $2's dead one (mounted); not $1's dead one.
+  used=$(nbd_in_use)
+  [ $used = 2 ] && ok pg-kill-stale-device-disconnected || bad pg-kill-stale-device-disconnected "$used NBD devices in use"
+}
 if $GA daemon start --no-nvme > /tmp/gd.txt 2>&1 && $GA volume create av --size 256M > /dev/null; then
   DEV=$(att av)
   case "$DEV" in
@@ -195,9 +221,16 @@ if [ -n "$DEV" ]; then
   $GA daemon start --no-nvme > /tmp/gd3.txt 2>&1
   grep -q "stale attachment of av at $DEV is still mounted" /r/tmp/gstore/arbord.log && [ "$(sectors $N)" != 0 ] \
     && ok stale-mounted-nbd-left-and-reported || bad stale-mounted-nbd-left-and-reported "$(sectors $N) sectors: $(grep stale /r/tmp/gstore/arbord.log | tail -2)"
+  # An attach while the stale device is still mounted gets a device of its own, and the stale one
+  # stays listed (a detach keeps it there): once unmounted, the next attach disconnects it.
+  MARK=/r/tmp/gstore/attach/av/kernel-nbd
+  DEV2=$(att av)
+  [ -n "$DEV2" ] && [ "$DEV2" != "$DEV" ] && grep -qx "$DEV" $MARK && grep -qx "$DEV2" $MARK \
+    && ok attach-while-stale-mounted "$DEV2; $DEV still listed" || bad attach-while-stale-mounted "new '$DEV2': $(cat $MARK 2>&1)"
+  $GA detach av > /dev/null 2>&1 && [ "$(cat $MARK 2>&1)" = "$DEV" ] && ok detach-keeps-stale-listed || bad detach-keeps-stale-listed "$(cat $MARK 2>&1)"
   $G umount /tmp/am
   DEV2=$(att av)
-  used=0; for d in /sys/block/nbd*; do [ "$(cat $d/size)" != 0 ] && used=$((used + 1)); done
+  used=$(nbd_in_use)
   [ -n "$DEV2" ] && [ $used = 1 ] && ok stale-nbd-disconnected-at-attach "$DEV2 (was $DEV)" \
     || bad stale-nbd-disconnected-at-attach "new '$DEV2', $used NBD devices in use: $(cat /tmp/att.txt)"
   $G mount -t ext4 -o ro $DEV2 /tmp/am && [ "$(md5sum < /r/tmp/am/a16)" = "$(md5sum < /r/tmp/a16)" ] && ok data-intact-after-kill-mounted \
@@ -215,7 +248,11 @@ if [ -n "$DEV" ]; then
     [ "$pc" = 1000 ] && [ "$bc" = 1500 ] && ok pg-branch-isolated || bad pg-branch-isolated "parent $pc, branch $bc"
     $GA --json pg list > /tmp/pgl.txt 2>&1
     [ "$(grep -c '"device": "/dev/nbd' /tmp/pgl.txt)" = 2 ] && ok pg-on-kernel-nbd || bad pg-on-kernel-nbd "$(grep device /tmp/pgl.txt)"
+    pg_kill_step gp gb
+    # gb's server is the one left on a dead device: pg delete takes it down and disconnects that.
     $GA pg delete gb > /dev/null 2>&1 && $GA pg delete gp > /dev/null 2>&1 && ok pg-delete || bad pg-delete
+    used=$(nbd_in_use)
+    [ $used = 0 ] && ok pg-delete-no-nbd-left || bad pg-delete-no-nbd-left "$used NBD devices in use"
   else bad pg-create "$(tail -3 /tmp/pgc.txt)"; fi
   $GA daemon stop > /dev/null 2>&1
 fi

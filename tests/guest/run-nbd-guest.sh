@@ -62,7 +62,9 @@ guest_steps "$SERIAL" list connect-2-connections size block-size-4096 flush-adve
   unknown-export-refused no-io-errors kill-connect kill-writes-fail-when-killed kill-reconnected kill-flushed-blocks-intact \
   attach-kernel-nbd attach-no-loop-no-fuse attach-size attach-ext4 attach-delete-refused detach-kernel-nbd reattach-data-intact \
   attach-snapshot-read-only stale-nbd-disconnected-at-start attach-after-restart stale-mounted-nbd-left-and-reported \
-  stale-nbd-disconnected-at-attach data-intact-after-kill-mounted pg-create pg-branch pg-branch-isolated pg-on-kernel-nbd pg-delete
+  attach-while-stale-mounted detach-keeps-stale-listed stale-nbd-disconnected-at-attach data-intact-after-kill-mounted \
+  pg-create pg-branch pg-branch-isolated pg-on-kernel-nbd pg-kill-acked-commits-kept pg-kill-stale-device-disconnected \
+  pg-delete pg-delete-no-nbd-left
 # What the guest wrote is what the store holds, read back on the host; the overwritten volume
 # kept its new data; arbord still serves.
 check() { if eval "$2"; then echo "PASS $1"; else echo "FAIL $1"; fail=1; fi; }
