@@ -181,6 +181,16 @@ Status stop_daemon(const std::string& store_dir, bool force) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // arbord wrote how its stop went (flush, checkpoint) just before exiting: its pid, then "ok" or
+  // the error. A failed checkpoint loses nothing flushed (the next start replays the journal), but
+  // "stopped cleanly" would not be true.
+  std::ifstream outcome(store_dir + "/arbord.stopped");
+  pid_t stopped_pid = 0;
+  std::string how;
+  if (outcome >> stopped_pid && stopped_pid == pid && std::getline(outcome >> std::ws, how) && how != "ok") {
+    return io_error("arbord stopped, but not cleanly: " + how +
+                    " (flushed writes are kept: the next start replays the journal)");
+  }
   return Status::ok();
 }
 

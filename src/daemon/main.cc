@@ -171,6 +171,11 @@ int main(int argc, char** argv) {
   api.stop();
   server.join();
   st = d.shutdown();
+  // `arbor daemon stop` waits for this process to exit, then reads how the stop went here.
+  if (FILE* f = std::fopen((options.store_dir + "/arbord.stopped").c_str(), "w")) {
+    std::fprintf(f, "%d\n%s\n", int(getpid()), st.is_ok() ? "ok" : st.to_string().c_str());
+    std::fclose(f);
+  }
   if (!st.is_ok()) return fail("stop: " + st.to_string());
   spdlog::info("arbord {} stopped cleanly", getpid());
   return 0;

@@ -12,6 +12,7 @@
 #include <cstdlib>
 
 #include "io/uring_io.h"
+#include "util/human_size.h"
 
 namespace arbor {
 
@@ -82,7 +83,8 @@ Status FileSegmentBackend::create(SegmentId id, uint64_t size_bytes) {
   if (!recycled && ::posix_fallocate(fd, 0, off_t(size_bytes)) == ENOSPC) {
     ::close(fd);
     ::unlink(path.c_str());
-    return no_space("no space for a new segment of " + std::to_string(size_bytes) + " bytes");
+    return no_space("no space for a new segment of " + format_size_bytes(size_bytes) + " in " + dir_ +
+                    "/segments: free space on that file system");
   }
   {
     std::lock_guard lock(mu_);

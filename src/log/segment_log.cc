@@ -1,11 +1,13 @@
 #include "log/segment_log.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <utility>
 
 #include "util/check.h"
 #include "util/crc32c.h"
+#include "util/human_size.h"
 
 namespace arbor {
 
@@ -16,30 +18,74 @@ void SegmentLog::restore(std::vector<LogSegment> segments, uint64_t next_sequenc
     segments_[s.id] = s;
   }
   open_ = nullptr;
+  resume_candidate_ = 0;
+  uint64_t last = 0;
+  for (const auto& [id, seg] : segments_) {
+    if (seg.last_sequence > last) {
+      last = seg.last_sequence;
+      resume_candidate_ = seg.written_blocks < blocks_per_segment_ ? id : 0;
+    }
+  }
   next_sequence_ = next_sequence;
   next_segment_id_ = next_segment_id;
   write_record_open_ = false;
   synced_sequence_ = 0;
 }
 
-Status SegmentLog::roll_over() {
+Status SegmentLog::room_for(SegmentUse use) {
+  if (!data_reserve_ || use == SegmentUse::kMetadata) return Status::ok();
+  uint64_t segment_bytes = uint64_t(blocks_per_segment_) * kBlockSizeBytes;
+  uint64_t reserve = data_reserve_();
+  uint64_t free = backend_.free_bytes();
+  if (free >= reserve + (use == SegmentUse::kData ? segment_bytes : 0)) return Status::ok();
+  return no_space("the store is full (" + format_size_bytes(free) + " free, " + format_size_bytes(reserve) +
+                  " of it kept for checkpoints and recovery): delete volumes or snapshots, or add space to the "
+                  "file system under the store");
+}
+
+Status SegmentLog::roll_over(SegmentUse use) {
+  uint64_t segment_bytes = uint64_t(blocks_per_segment_) * kBlockSizeBytes;
+  RETURN_IF_ERROR(room_for(use));
   if (open_ != nullptr) {
     RETURN_IF_ERROR(backend_.seal(open_->id));
     open_->sealed = true;
     open_ = nullptr;
   }
   SegmentId id = next_segment_id_;
-  RETURN_IF_ERROR(backend_.create(id, uint64_t(blocks_per_segment_) * kBlockSizeBytes));
+  Status created = backend_.create(id, segment_bytes);
+  if (created.code() == Code::kNoSpace && resume_candidate_ != 0) return resume_tail();
+  RETURN_IF_ERROR(created);
   next_segment_id_++;
   LogSegment& s = segments_[id];
   s.id = id;
   open_ = &s;
+  resume_candidate_ = 0;
   return Status::ok();
 }
 
-Status SegmentLog::ensure_room(uint32_t total_blocks) {
+// No space for a new segment right after a restart (a full store: each restart would otherwise
+// take a segment, and the reserve would not last): go on in the tail of the segment the log ended
+// in. Records a crash cut off the log may lie there, and one of them could sit exactly where a
+// later replay expects the next record, so the tail is zeroed and made durable first.
+Status SegmentLog::resume_tail() {
+  LogSegment& s = segments_.at(resume_candidate_);
+  constexpr uint32_t kChunkBlocks = 256;
+  std::vector<uint8_t> zeros(size_t(kChunkBlocks) * kBlockSizeBytes);
+  for (uint32_t b = s.written_blocks; b < blocks_per_segment_; b += kChunkBlocks) {
+    uint32_t n = std::min(kChunkBlocks, blocks_per_segment_ - b);
+    RETURN_IF_ERROR(backend_.write(s.id, uint64_t(b) * kBlockSizeBytes,
+                                   std::span<const uint8_t>(zeros.data(), size_t(n) * kBlockSizeBytes)));
+  }
+  RETURN_IF_ERROR(backend_.sync(s.id));
+  s.sealed = false;
+  open_ = &s;
+  resume_candidate_ = 0;
+  return Status::ok();
+}
+
+Status SegmentLog::ensure_room(uint32_t total_blocks, SegmentUse use) {
   if (total_blocks > blocks_per_segment_) return invalid_argument("record larger than a segment");
-  if (open_ == nullptr || open_->written_blocks + total_blocks > blocks_per_segment_) return roll_over();
+  if (open_ == nullptr || open_->written_blocks + total_blocks > blocks_per_segment_) return roll_over(use);
   return Status::ok();
 }
 
@@ -52,7 +98,8 @@ Result<PhysicalBlock> SegmentLog::add_data_block(RecordKind kind, uint64_t volum
     RETURN_IF_ERROR(commit_open_record());
   }
   if (!write_record_open_) {
-    RETURN_IF_ERROR(ensure_room(1 + kWriteRecordMaxBlocks));
+    RETURN_IF_ERROR(ensure_room(1 + kWriteRecordMaxBlocks,
+                                kind == RecordKind::kWrite ? SegmentUse::kData : SegmentUse::kCleaner));
     write_record_open_ = true;
     write_record_at_ = physical_block(open_->id, open_->written_blocks);
     write_header_ = RecordHeader{};
@@ -92,7 +139,7 @@ Status SegmentLog::commit_open_record() {
 
 Result<PhysicalBlock> SegmentLog::next_payload_address(uint32_t payload_blocks) {
   RETURN_IF_ERROR(commit_open_record());
-  RETURN_IF_ERROR(ensure_room(1 + payload_blocks));
+  RETURN_IF_ERROR(ensure_room(1 + payload_blocks, SegmentUse::kMetadata));
   return physical_block(open_->id, open_->written_blocks + 1);
 }
 
@@ -183,6 +230,7 @@ Status SegmentLog::sync(const std::vector<SegmentId>& ids) {
 
 Status SegmentLog::drop_segment(SegmentId id) {
   ARBOR_CHECK(open_ == nullptr || open_->id != id);
+  if (resume_candidate_ == id) resume_candidate_ = 0;
   segments_.erase(id);
   unsynced_.erase(id);
   {

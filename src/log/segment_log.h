@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -81,7 +82,8 @@ class SegmentLog {
   ~SegmentLog();
 
   // Restores the state a checkpoint or a recovery scan found. Every restored segment is sealed:
-  // after open, appends always start in a fresh segment.
+  // after open, appends start in a fresh segment, or, only when the backend has no space for one,
+  // in the tail of the segment the log ended in, zeroed first (resume_tail).
   void restore(std::vector<LogSegment> segments, uint64_t next_sequence, SegmentId next_segment_id);
 
   // Adds one 4 KiB data block of (volume, logical block) to the open record of `kind` (WRITE for
@@ -134,15 +136,30 @@ class SegmentLog {
   // Segments dropped but not yet deleted (tests, status).
   size_t doomed_segments() const;
   SegmentId open_segment() const { return open_ ? open_->id : 0; }
+  // Until a segment opens after restore(): the one appends may go on in (resume_tail), else 0.
+  SegmentId resume_candidate() const { return resume_candidate_; }
   uint64_t next_sequence() const { return next_sequence_; }
   SegmentId next_segment_id() const { return next_segment_id_; }
   uint32_t blocks_per_segment() const { return blocks_per_segment_; }
   uint64_t bytes_appended() const { return bytes_appended_; }
   SegmentBackend& backend() { return backend_; }
+  // The space a new segment for data (WRITE and RELOC records) must leave free: what the next
+  // checkpoint and a recovery need, so that a store filled by its own writes can still checkpoint,
+  // open, and delete what frees space. Asked at each data roll-over; unset, data may take all.
+  void set_data_reserve(std::function<uint64_t()> bytes) { data_reserve_ = std::move(bytes); }
+  // NoSpace when a new data segment would eat into that reserve: the store is full, and takes
+  // no more data, volumes, branches or growth (deletes and trims still go, and free space).
+  Status room_to_grow() { return room_for(SegmentUse::kData); }
 
  private:
-  Status ensure_room(uint32_t total_blocks);
-  Status roll_over();
+  // What a new segment is for decides how much of the reserve it may take: data none; the
+  // cleaner one segment of the two (it gives back more than it takes once its checkpoint is
+  // durable); checkpoints, control records and trims all of it.
+  enum class SegmentUse { kData, kCleaner, kMetadata };
+  Status room_for(SegmentUse use);
+  Status ensure_room(uint32_t total_blocks, SegmentUse use);
+  Status roll_over(SegmentUse use);
+  Status resume_tail();
 
   SegmentBackend& backend_;
   const uint32_t blocks_per_segment_;
@@ -153,6 +170,9 @@ class SegmentLog {
   std::set<SegmentId> unsynced_;
   uint64_t bytes_appended_ = 0;
   std::atomic<uint64_t> synced_sequence_{0};
+  std::function<uint64_t()> data_reserve_;
+  // After restore(), until the first segment opens: the segment the log ended in, when it has room.
+  SegmentId resume_candidate_ = 0;
 
   // The open WRITE record: header at write_record_at_, blocks in write_buffer_.
   bool write_record_open_ = false;

@@ -45,11 +45,12 @@ Status Store::Impl::checkpoint_locked() {
     RETURN_IF_ERROR(log.commit_open_record());
     for (auto& [id, v] : volumes) RETURN_IF_ERROR(map.write_dirty(v->root));
 
-    // Segments nobody needs once this checkpoint is durable: no live block, not the open one.
+    // Segments nobody needs once this checkpoint is durable: no live block, not the open one (nor
+    // the one this checkpoint's records may reopen, on a full device right after a restart).
     // Their records are all older than this checkpoint, so replay will not need them either.
     std::vector<SegmentId> dead;
     for (auto& [id, seg] : log.segments()) {
-      if (id != log.open_segment() && refs.live_blocks(id) == 0) dead.push_back(id);
+      if (id != log.open_segment() && id != log.resume_candidate() && refs.live_blocks(id) == 0) dead.push_back(id);
     }
     // REFS of surviving segments stored inside a dying one must be written again elsewhere.
     for (auto& [id, at] : refs_at) {

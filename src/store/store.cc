@@ -301,6 +301,7 @@ Result<VolumeInfo> Store::create_volume(std::string_view name, uint64_t size_byt
   std::unique_lock lock(impl_->mu);
   RETURN_IF_ERROR(impl_->failed);
   if (impl_->find(name)) return already_exists("volume '" + std::string(name) + "' already exists");
+  RETURN_IF_ERROR(impl_->log.room_to_grow());
   Impl::VolumeOp op;
   op.kind = Impl::VolumeOpKind::kCreate;
   op.id = impl_->next_volume_id;
@@ -324,6 +325,7 @@ static Result<VolumeInfo> clone_volume(Store::Impl& s, std::string_view new_name
   Volume* src = s.find(source);
   if (src == nullptr) return not_found("no volume or snapshot named '" + std::string(source) + "'");
   if (s.find(new_name)) return already_exists("'" + std::string(new_name) + "' already exists");
+  RETURN_IF_ERROR(s.log.room_to_grow());
   Store::Impl::VolumeOp op;
   op.kind = Store::Impl::VolumeOpKind::kBranch;
   op.id = s.next_volume_id;
@@ -388,6 +390,7 @@ Status Store::resize(std::string_view name, uint64_t new_size_bytes) {
   if (v == nullptr) return not_found("no volume named '" + std::string(name) + "'");
   if (new_size_bytes < v->size_bytes) return invalid_argument("volumes only grow: shrinking would drop data");
   if (new_size_bytes == v->size_bytes) return Status::ok();
+  RETURN_IF_ERROR(impl_->log.room_to_grow());
   Impl::VolumeOp op;
   op.kind = Impl::VolumeOpKind::kResize;
   op.id = v->id;

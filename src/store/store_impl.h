@@ -39,7 +39,16 @@ struct Volume {
 struct Store::Impl {
   Impl(std::unique_ptr<SegmentBackend> b, const StoreOptions& o, uint32_t blocks_per_segment)
       : options(o), backend(std::move(b)), log(*backend, blocks_per_segment), refs(blocks_per_segment),
-        map(log, refs, o.max_cached_nodes) {}
+        map(log, refs, o.max_cached_nodes) {
+    log.set_data_reserve([this] { return checkpoint_reserve_bytes(); });
+  }
+  // What a checkpoint may write from now on, plus the new segment a recovery opens: the dirty
+  // block-map nodes (with their records' headers), and two segments for the REFS and CHECKPOINT
+  // records, the segment-tail a record cannot use, and the open segment after a restart.
+  uint64_t checkpoint_reserve_bytes() const {
+    uint64_t segment_bytes = uint64_t(log.blocks_per_segment()) * kBlockSizeBytes;
+    return 2 * segment_bytes + uint64_t(map.dirty_nodes()) * kBlockSizeBytes * 5 / 4;
+  }
 
   StoreOptions options;
   std::unique_ptr<SegmentBackend> backend;

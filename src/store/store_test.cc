@@ -255,6 +255,77 @@ TEST_F(StoreTest, SpaceComesBackAfterOverwriteDeleteAndClean) {
   EXPECT_LE(store_->store_usage().segments_in_use, 2u);
 }
 
+// A store filled by its own writes refuses more data, yet keeps the space a checkpoint and a
+// recovery need: it checkpoints, opens again (after a clean close or a crash), and deleting a
+// volume makes room for data again. Without the reserve, the refused store could not reopen.
+TEST_F(StoreTest, AFullStoreRefusesDataButCheckpointsReopensAndFreesSpace) {
+  disk_.set_capacity_bytes(mib(24));
+  ASSERT_TRUE(store_->create_volume("v", mib(64)).is_ok());
+  uint64_t written = 0;
+  Status refused;
+  for (; written < mib(64); written += kib(256)) {
+    refused = store_->write(id("v"), written, pattern(kib(256), uint8_t(written >> 18)));
+    if (!refused.is_ok()) break;
+  }
+  ASSERT_EQ(refused.code(), Code::kNoSpace) << refused.to_string();
+  EXPECT_GT(written, mib(8));  // 1 MiB segments hold about half a MiB of 128-block records each
+  ASSERT_TRUE(store_->flush().is_ok());
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  // Each open goes on in a fresh segment while there is room for one, then in the tail of the
+  // last one (zeroed first): a full store opens as often as it is restarted.
+  for (int i = 0; i < 12; i++) open();
+  disk_.set_capacity_bytes(disk_.bytes_in_use());  // not one more segment
+  open();
+  open();
+  disk_.crash();
+  open();
+  for (uint64_t off = 0; off < written; off += kib(256)) {
+    ASSERT_EQ(read("v", off, kib(256)), pattern(kib(256), uint8_t(off >> 18))) << "at " << off;
+  }
+  EXPECT_TRUE(store_->verify().is_ok());
+  disk_.set_capacity_bytes(mib(24));
+  ASSERT_TRUE(store_->remove("v").is_ok());
+  ASSERT_TRUE(store_->checkpoint().is_ok());
+  ASSERT_TRUE(store_->create_volume("w", mib(16)).is_ok());
+  write("w", 0, pattern(mib(8), 3));
+  ASSERT_TRUE(store_->flush().is_ok());
+  EXPECT_EQ(read("w", 0, mib(8)), pattern(mib(8), 3));
+}
+
+// Full of segments that are half dead (two volumes written interleaved, one deleted): only the
+// cleaner gives that space back, and it must be able to run on a full store, a little at a time.
+TEST_F(StoreTest, AFullStoreCleansHalfDeadSegmentsAndTakesDataAgain) {
+  disk_.set_capacity_bytes(mib(24));
+  ASSERT_TRUE(store_->create_volume("v", mib(32)).is_ok());
+  ASSERT_TRUE(store_->create_volume("u", mib(32)).is_ok());
+  uint64_t written = 0;
+  Status refused;
+  for (; written < mib(32); written += kib(64)) {
+    refused = store_->write(id("v"), written, pattern(kib(64), uint8_t(written >> 16)));
+    if (refused.is_ok()) refused = store_->write(id("u"), written, pattern(kib(64), 1));
+    if (!refused.is_ok()) break;
+  }
+  ASSERT_EQ(refused.code(), Code::kNoSpace) << refused.to_string();
+  ASSERT_TRUE(store_->flush().is_ok());
+  ASSERT_TRUE(store_->remove("u").is_ok());
+  uint64_t cleaned = 0;
+  for (int round = 0; round < 40; round++) {
+    auto r = store_->clean(0.75);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    if (r->segments_cleaned == 0) break;
+    cleaned += r->segments_cleaned;
+  }
+  EXPECT_GE(cleaned, 8u);
+  ASSERT_TRUE(store_->create_volume("w", mib(8)).is_ok());
+  write("w", 0, pattern(mib(4), 9));
+  ASSERT_TRUE(store_->flush().is_ok());
+  EXPECT_EQ(read("w", 0, mib(4)), pattern(mib(4), 9));
+  for (uint64_t off = 0; off < written; off += kib(64)) {
+    ASSERT_EQ(read("v", off, kib(64)), pattern(kib(64), uint8_t(off >> 16))) << "at " << off;
+  }
+  EXPECT_TRUE(store_->verify().is_ok());
+}
+
 TEST_F(StoreTest, FlushedWritesSurviveACrash) {
   ASSERT_TRUE(store_->create_volume("v", mib(8)).is_ok());
   auto data = pattern(mib(1), 4);
@@ -472,7 +543,9 @@ namespace {
 TEST(DeviceStore, SlotsAreReusedAndNothingResurrects) {
   std::string path = std::filesystem::temp_directory_path() / ("arbor-dev-" + std::to_string(::getpid()));
   { std::filesystem::remove(path); FILE* f = std::fopen(path.c_str(), "w"); ASSERT_NE(f, nullptr); std::fclose(f); }
-  std::filesystem::resize_file(path, mib(1) + mib(12));  // label area + 12 one-MiB slots
+  // label area + 16 one-MiB slots: a round (3 MiB in 128-block records, about 6 slots) twice over,
+  // plus the 2 slots and the map nodes kept for checkpoints (a full store refuses data first)
+  std::filesystem::resize_file(path, mib(1) + mib(16));
   StoreOptions options;
   options.segment_size_bytes = mib(1);
   auto open = [&]() {
