@@ -130,11 +130,12 @@ Status usage(const Context& ctx, const std::vector<std::string>& names) {
   for (const auto& v : r["volumes"]) add(v);
   if (rows.size() > 1) print_table(rows);
   const Json& s = r["store"];
-  std::printf("store: %s physical used (%llu segment(s) of %s), %s live, %s free\n",
+  std::printf("store: %s physical used (%llu segment(s) of %s), %s live, %s free (%s kept for checkpoints)%s\n",
               size_str(s, "physical_used_bytes").c_str(),
               (unsigned long long)s.value("segments_in_use", uint64_t(0)),
               size_str(s, "segment_size_bytes").c_str(), size_str(s, "live_bytes").c_str(),
-              size_str(s, "free_bytes").c_str());
+              size_str(s, "free_bytes").c_str(), size_str(s, "reserved_bytes").c_str(),
+              s.value("full", false) ? ": FULL, new data is refused" : "");
   return Status::ok();
 }
 

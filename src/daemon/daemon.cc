@@ -49,7 +49,9 @@ Json store_usage_json(const StoreUsage& u) {
               {"segments_in_use", u.segments_in_use},
               {"physical_used_bytes", u.physical_used_bytes},
               {"live_bytes", u.live_bytes},
-              {"free_bytes", u.free_bytes}};
+              {"free_bytes", u.free_bytes},
+              {"reserved_bytes", u.reserved_bytes},
+              {"full", u.full}};
 }
 
 Status validate_any_name(const std::string& name) {
@@ -136,6 +138,13 @@ Result<Json> Daemon::status() {
     endpoints.push_back({{"protocol", e.protocol}, {"uri", e.uri}});
   }
   auto uptime = std::chrono::steady_clock::now() - started_;
+  std::vector<std::string> notes = frontends_.notes();
+  StoreUsage su = store_->store_usage();
+  if (su.full) {
+    notes.push_back("the store is full: new data, volumes and branches are refused (" + format_size_bytes(su.free_bytes) +
+                    " free, " + format_size_bytes(su.reserved_bytes) +
+                    " of it kept for checkpoints); delete volumes or snapshots, or add space to its file system");
+  }
   FrontendStats fs = frontends_.stats();
   Json nbd = {{"connections", fs.nbd_connections},
               {"reads", {{"from_memory", fs.nbd_reads_from_memory},
@@ -148,7 +157,7 @@ Result<Json> Daemon::status() {
               {"volumes", store_->list().size()},
               {"endpoints", endpoints},
               {"nbd", nbd},
-              {"notes", frontends_.notes()}};
+              {"notes", notes}};
 }
 
 Result<Json> Daemon::list_volumes(bool with_usage) {

@@ -143,9 +143,10 @@ class SegmentLog {
   uint32_t blocks_per_segment() const { return blocks_per_segment_; }
   uint64_t bytes_appended() const { return bytes_appended_; }
   SegmentBackend& backend() { return backend_; }
-  // The space a new segment for data (WRITE and RELOC records) must leave free: what the next
-  // checkpoint and a recovery need, so that a store filled by its own writes can still checkpoint,
-  // open, and delete what frees space. Asked at each data roll-over; unset, data may take all.
+  // The space a new segment for volume data must leave free (the cleaner's RELOC records may take
+  // one segment of it): what the next checkpoint and a recovery need, so that a store filled by
+  // its own writes can still checkpoint, open, and delete what frees space. Asked at each such
+  // roll-over; unset, data may take all.
   void set_data_reserve(std::function<uint64_t()> bytes) { data_reserve_ = std::move(bytes); }
   // NoSpace when a new data segment would eat into that reserve: the store is full, and takes
   // no more data, volumes, branches or growth (deletes and trims still go, and free space).

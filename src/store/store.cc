@@ -436,6 +436,8 @@ StoreUsage Store::store_usage() {
   u.live_bytes = impl_->refs.live_blocks_total() * kBlockSizeBytes;
   u.free_bytes = impl_->backend->free_bytes();
   u.dirty_map_nodes = impl_->map.dirty_nodes();
+  u.reserved_bytes = impl_->checkpoint_reserve_bytes();
+  u.full = !impl_->log.room_to_grow().is_ok();
   return u;
 }
 

@@ -76,6 +76,8 @@ struct StoreUsage {
   uint64_t live_bytes = 0;           // blocks referenced by some volume (data + block map)
   uint64_t free_bytes = 0;           // what the backend reports as still available
   uint64_t dirty_map_nodes = 0;      // block-map nodes changed since the last checkpoint (memory)
+  uint64_t reserved_bytes = 0;       // of free_bytes, kept for checkpoints and recovery
+  bool full = false;                 // new data, volumes, branches and growth are refused
 };
 
 struct CleanStats {

@@ -67,6 +67,9 @@ rm -f "$WORK/back"
 nbdcopy "$URI_V" "$WORK/back" && cmp -n "$FAILED_AT" "$WORK/src" "$WORK/back" || fail "acknowledged writes do not read back"
 expect_error_matching "store is full \\(.* kept for checkpoints" "$ARBOR" volume create small --size 16M
 expect_error_matching "store is full" "$ARBOR" branch create nope --from v
+json usage | jq -e '.store.full == true and .store.reserved_bytes > 0' >/dev/null || fail "usage does not say full: $(json usage | jq -c .store)"
+"$ARBOR" usage | grep -q "FULL, new data is refused" || fail "arbor usage does not say FULL"
+json daemon status | jq -e '.notes | any(test("the store is full"))' >/dev/null || fail "status has no note: $(json daemon status | jq -c .notes)"
 
 step "a full store stops cleanly and opens again, three times, with every acknowledged write"
 for i in 1 2 3; do
@@ -83,5 +86,6 @@ step "deleting the volume makes room: 128 MiB write and read back"
 nbdcopy "$WORK/w" "nbd+unix:///w?socket=$ARBOR_HOME/nbd.sock" || fail "writes refused after the delete"
 rm -f "$WORK/back"
 nbdcopy "nbd+unix:///w?socket=$ARBOR_HOME/nbd.sock" "$WORK/back" && cmp "$WORK/w" "$WORK/back" || fail "w reads back wrong"
+json usage | jq -e '.store.full == false' >/dev/null || fail "usage still says full"
 
 echo PASS
