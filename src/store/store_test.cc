@@ -542,6 +542,10 @@ namespace {
 
 TEST(DeviceStore, SlotsAreReusedAndNothingResurrects) {
   std::string path = std::filesystem::temp_directory_path() / ("arbor-dev-" + std::to_string(::getpid()));
+  struct RemoveAtEnd {  // a failed assertion returns early: the 17 MiB file must not stay behind
+    std::string path;
+    ~RemoveAtEnd() { std::filesystem::remove(path); }
+  } remove_at_end{path};
   { std::filesystem::remove(path); FILE* f = std::fopen(path.c_str(), "w"); ASSERT_NE(f, nullptr); std::fclose(f); }
   // label area + 16 one-MiB slots: a round (3 MiB in 128-block records, about 6 slots) twice over,
   // plus the 2 slots and the map nodes kept for checkpoints (a full store refuses data first)
@@ -575,7 +579,6 @@ TEST(DeviceStore, SlotsAreReusedAndNothingResurrects) {
   EXPECT_TRUE(store->verify().is_ok());
   store->close_volume(*id2);
   store.reset();
-  std::filesystem::remove(path);
 }
 
 }  // namespace
