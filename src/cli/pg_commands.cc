@@ -263,6 +263,10 @@ Status pg_list(const Context& ctx) {
     Json v = volumes.contains(rec.name) ? volumes[rec.name] : Json::object();
     Json u = v.contains("usage") ? v["usage"] : Json::object();
     std::string state = pg::running_pid(p) != 0 ? "running" : "stopped";
+    // Mounted on a device the running arbord did not make (storage_gone): the arbord that served
+    // it died, and whatever runs there is failing until `arbor pg start` brings it back.
+    bool attached = v.contains("attached") && v["attached"].is_string();
+    if (!attached && pg::is_mounted(p.mount_dir)) state = "storage lost";
     if (v.empty()) state = "volume missing";
     out.push_back({{"name", rec.name}, {"parent", rec.parent}, {"port", rec.port},
                    {"connection", connection_string(rec.port)}, {"state", state},

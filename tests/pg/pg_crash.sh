@@ -33,8 +33,9 @@ wait "${BG_PIDS[1]}" || true   # the client stops at its first failed commit
 last=$(tail -1 "$WORK/acked")
 echo "last acknowledged commit before the kill: $last"
 
-step "restart arbord; arbor pg start brings the server back"
+step "restart arbord; arbor pg list says the storage was lost; arbor pg start brings the server back"
 "$ARBOR" daemon start $ARBORD_OPTS >/dev/null
+[ "$(state_of a)" = "storage lost" ] || fail "pg list says '$(state_of a)' for a server whose arbord died"
 "$ARBOR" pg start a
 [ "$(state_of a)" = running ] || fail "a is not running after pg start"
 count=$(sql a "select count(*) from acked where id <= $last")
