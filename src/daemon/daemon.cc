@@ -230,7 +230,7 @@ Result<Json> Daemon::remove(const std::string& name) {
       return busy("'" + name + "' is attached at " + it->second.attachment.device +
                   "; detach it first");
     }
-    if (!attach_busy_.insert(name).second) return busy("'" + name + "' is being attached or detached");
+    if (!attach_busy_.insert(name).second) return busy("'" + name + "' is being attached, detached or deleted");
   }
   Status st = store_->remove(name);
   if (st.is_ok()) {
@@ -319,7 +319,7 @@ Result<Json> Daemon::attach(const std::string& name) {
     if (auto it = attachments_.find(name); it != attachments_.end()) {
       return already_exists("'" + name + "' is already attached at " + it->second.attachment.device);
     }
-    if (!attach_busy_.insert(name).second) return busy("'" + name + "' is being attached or detached");
+    if (!attach_busy_.insert(name).second) return busy("'" + name + "' is being attached, detached or deleted");
   }
   auto release = [&] {
     std::lock_guard lock(attach_mu_);
@@ -366,7 +366,7 @@ Result<Json> Daemon::detach(const std::string& name) {
     std::lock_guard lock(attach_mu_);
     auto it = attachments_.find(name);
     if (it == attachments_.end()) {
-      if (attach_busy_.count(name)) return busy("'" + name + "' is being attached or detached");
+      if (attach_busy_.count(name)) return busy("'" + name + "' is being attached, detached or deleted");
       return not_found("'" + name + "' is not attached");
     }
     a = it->second;

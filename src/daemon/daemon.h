@@ -101,7 +101,7 @@ class Daemon {
     VolumeId held = 0;  // open_volume handle: keeps the volume from being deleted
   };
   std::map<std::string, Attached> attachments_;
-  std::set<std::string> attach_busy_;  // names with an attach or detach in progress
+  std::set<std::string> attach_busy_;  // names with an attach, detach or delete in progress
 
   void maintenance_loop();
   std::thread maintenance_;
