@@ -205,8 +205,7 @@ Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a) {
 Status detach(const Attachment& a) {
   if (a.kernel_nbd) {
     RETURN_IF_ERROR(disconnect_kernel_nbd(a.device));
-    std::string marker = a.mount_dir + "/" + kKernelNbdFile;
-    if (write_marker(marker, settle_stale_nbd(marker, a.volume, nullptr)) && !file_exists(marker)) rmdir(a.mount_dir.c_str());
+    (void)release_stale_nbd(a.mount_dir, a.volume);  // drops a.device from the marker, settles the rest
     return Status::ok();
   }
   if (!a.device.empty()) {

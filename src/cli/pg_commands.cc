@@ -61,12 +61,16 @@ Status detach_if_attached(ApiClient& api, const std::string& name) {
 }
 
 // Stops the server, unmounts, detaches: the volume is then a plain volume again.
-// Mounted on a device this arbord did not make: the arbord that served it stopped or died (kill -9,
-// OOM), so the file system has lost its storage and a server on it is failing.
+// Mounted on a device this arbord did not make (`attached_device` is what it made, "" for none):
+// the arbord that served it stopped or died (kill -9, OOM), so the file system has lost its
+// storage and a server on it is failing.
+bool storage_lost(const std::string& attached_device, const pg::Paths& p) {
+  return attached_device.empty() && pg::is_mounted(p.mount_dir);
+}
 Result<bool> storage_gone(ApiClient& api, const pg::Paths& p, const std::string& name) {
   auto device = attached_device(api, name);
   if (!device && device.status().code() != Code::kNotFound) return device.status();
-  return (!device || device->empty()) && pg::is_mounted(p.mount_dir);
+  return storage_lost(device ? *device : "", p);
 }
 
 Status take_down(const std::string& bindir, ApiClient& api, const pg::Paths& p, const std::string& name) {
@@ -263,15 +267,13 @@ Status pg_list(const Context& ctx) {
     Json v = volumes.contains(rec.name) ? volumes[rec.name] : Json::object();
     Json u = v.contains("usage") ? v["usage"] : Json::object();
     std::string state = pg::running_pid(p) != 0 ? "running" : "stopped";
-    // Mounted on a device the running arbord did not make (storage_gone): the arbord that served
-    // it died, and whatever runs there is failing until `arbor pg start` brings it back.
-    bool attached = v.contains("attached") && v["attached"].is_string();
-    if (!attached && pg::is_mounted(p.mount_dir)) state = "storage lost";
+    std::string device = v.contains("attached") && v["attached"].is_string() ? v["attached"].get<std::string>() : "";
+    if (storage_lost(device, p)) state = "storage lost";  // until `arbor pg start` brings it back
     if (v.empty()) state = "volume missing";
     out.push_back({{"name", rec.name}, {"parent", rec.parent}, {"port", rec.port},
                    {"connection", connection_string(rec.port)}, {"state", state},
                    {"data_dir", p.data_dir},
-                   {"device", v.contains("attached") && v["attached"].is_string() ? v["attached"] : Json()},
+                   {"device", device.empty() ? Json() : Json(device)},
                    {"owned_bytes", u.value("owned_bytes", uint64_t(0))},
                    {"shared_bytes", u.value("shared_bytes", uint64_t(0))},
                    {"size_bytes", v.value("size_bytes", uint64_t(0))}});

@@ -32,12 +32,19 @@ void SegmentLog::restore(std::vector<LogSegment> segments, uint64_t next_sequenc
   synced_sequence_ = 0;
 }
 
-Status SegmentLog::room_for(SegmentUse use) {
-  if (!data_reserve_ || use == SegmentUse::kMetadata) return Status::ok();
+uint64_t SegmentLog::segments_allowed(SegmentUse use) {
+  if (!data_reserve_ || use == SegmentUse::kMetadata) return UINT64_MAX;
   uint64_t segment_bytes = uint64_t(blocks_per_segment_) * kBlockSizeBytes;
+  // Data leaves the whole reserve; the cleaner may also take one of its segments.
+  uint64_t keep = data_reserve_();
+  uint64_t free = backend_.free_bytes() + (use == SegmentUse::kCleaner ? segment_bytes : 0);
+  return free > keep ? (free - keep) / segment_bytes : 0;
+}
+
+Status SegmentLog::room_for(SegmentUse use) {
+  if (segments_allowed(use) > 0) return Status::ok();
   uint64_t reserve = data_reserve_();
   uint64_t free = backend_.free_bytes();
-  if (free >= reserve + (use == SegmentUse::kData ? segment_bytes : 0)) return Status::ok();
   return no_space("the store is full (" + format_size_bytes(free) + " free, " + format_size_bytes(reserve) +
                   " of it kept for checkpoints and recovery): delete volumes or snapshots, or add space to the "
                   "file system under the store");

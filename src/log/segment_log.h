@@ -148,15 +148,18 @@ class SegmentLog {
   // its own writes can still checkpoint, open, and delete what frees space. Asked at each such
   // roll-over; unset, data may take all.
   void set_data_reserve(std::function<uint64_t()> bytes) { data_reserve_ = std::move(bytes); }
+  // What a new segment is for decides how much of the reserve it may take: data none; the
+  // cleaner one segment of the two (it gives back more than it takes once its checkpoint is
+  // durable); checkpoints, control records and trims all of it.
+  enum class SegmentUse { kData, kCleaner, kMetadata };
+  // How many new segments `use` may take from now on, one after the other (UINT64_MAX when
+  // unlimited: metadata, or no reserve set).
+  uint64_t segments_allowed(SegmentUse use);
   // NoSpace when a new data segment would eat into that reserve: the store is full, and takes
   // no more data, volumes, branches or growth (deletes and trims still go, and free space).
   Status room_to_grow() { return room_for(SegmentUse::kData); }
 
  private:
-  // What a new segment is for decides how much of the reserve it may take: data none; the
-  // cleaner one segment of the two (it gives back more than it takes once its checkpoint is
-  // durable); checkpoints, control records and trims all of it.
-  enum class SegmentUse { kData, kCleaner, kMetadata };
   Status room_for(SegmentUse use);
   Status ensure_room(uint32_t total_blocks, SegmentUse use);
   Status roll_over(SegmentUse use);

@@ -31,10 +31,9 @@ Result<CleanStats> Store::Impl::clean_locked(double max_live_fraction, size_t ma
   // blocks fit in the segments the cleaner may take (free space above the reserve, plus one of
   // the reserve's two segments), so that a full store cleans what it can and never runs out half
   // way (whole 128-block records per segment: the tail a record cannot use is not counted).
-  uint64_t segment_bytes = uint64_t(log.blocks_per_segment()) * kBlockSizeBytes;
-  uint64_t free = backend->free_bytes(), reserve = checkpoint_reserve_bytes();
-  uint64_t new_segments = free + segment_bytes > reserve ? (free + segment_bytes - reserve) / segment_bytes : 0;
-  uint64_t budget_blocks = new_segments * (log.blocks_per_segment() / (1 + kWriteRecordMaxBlocks)) * kWriteRecordMaxBlocks;
+  uint64_t new_segments = log.segments_allowed(SegmentLog::SegmentUse::kCleaner);
+  uint64_t per_segment = uint64_t(log.blocks_per_segment() / (1 + kWriteRecordMaxBlocks)) * kWriteRecordMaxBlocks;
+  uint64_t budget_blocks = new_segments > UINT64_MAX / per_segment ? UINT64_MAX : new_segments * per_segment;
   std::unordered_set<SegmentId> victims;
   for (size_t i = 0; i < candidates.size() && i < max_segments && candidates[i].first <= budget_blocks; i++) {
     victims.insert(candidates[i].second);
