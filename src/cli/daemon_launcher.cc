@@ -62,7 +62,16 @@ bool process_alive(pid_t pid) {
   std::string line;
   if (!std::getline(stat, line)) return false;
   size_t close = line.rfind(')');
-  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
+  if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z') return true;
+  // A zombie main thread whose other threads are still exiting: their files (the store's) are
+  // not closed yet, so a caller that unmounts the store's file system next would find it busy.
+  size_t threads = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    threads++;
+  }
+  return threads > 1;
 }
 
 }  // namespace
