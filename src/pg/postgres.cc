@@ -468,7 +468,9 @@ Status stop_server(const std::string& bindir, const Paths& p, bool immediate) {
     wait_gone(pid, 10000);
     if (kill(pid, 0) == 0) {
       kill(pid, SIGKILL);
-      wait_gone(pid, 5000);
+      // A process in the middle of a read or write of the dead device dies only once the block
+      // layer gives up on that request: the kernel's NBD client does so at its 30 s timeout.
+      wait_gone(pid, 40000);
     }
     if (kill(pid, 0) == 0) return busy("Postgres (pid " + std::to_string(pid) + ") does not exit");
     return Status::ok();

@@ -250,7 +250,7 @@ if [ -n "$DEV" ]; then
     [ "$(grep -c '"device": "/dev/nbd' /tmp/pgl.txt)" = 2 ] && ok pg-on-kernel-nbd || bad pg-on-kernel-nbd "$(grep device /tmp/pgl.txt)"
     pg_kill_step gp gb
     # gb's server is the one left on a dead device: pg delete takes it down and disconnects that.
-    $GA pg delete gb > /dev/null 2>&1 && $GA pg delete gp > /dev/null 2>&1 && ok pg-delete || bad pg-delete
+    $GA pg delete gb > /tmp/pgd.txt 2>&1 && $GA pg delete gp >> /tmp/pgd.txt 2>&1 && ok pg-delete || bad pg-delete "$(tail -2 /tmp/pgd.txt)"
     used=$(nbd_in_use)
     [ $used = 0 ] && ok pg-delete-no-nbd-left || bad pg-delete-no-nbd-left "$used NBD devices in use"
   else bad pg-create "$(tail -3 /tmp/pgc.txt)"; fi
