@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <cstring>
 #include <thread>
 
@@ -22,6 +24,24 @@ std::vector<char*> to_argv(const std::vector<std::string>& args) {
 }
 
 }  // namespace
+
+bool process_alive(pid_t pid) {
+  if (kill(pid, 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z') return true;
+  // A zombie main thread whose other threads are still exiting: their files are not closed yet,
+  // so a caller that unmounts a file system they use next would find it busy.
+  size_t threads = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    threads++;
+  }
+  return threads > 1;
+}
 
 std::string last_line(const std::string& text) {
   size_t end = text.find_last_not_of(" \t\r\n");

@@ -32,6 +32,11 @@ bool child_exited(pid_t pid);
 // Waits up to `timeout` for our child `pid` to exit; returns false on timeout.
 bool wait_exit(pid_t pid, std::chrono::milliseconds timeout);
 
+// Alive and not a zombie. A zombie holds no files, unless it is the main thread of a process whose
+// other threads are still exiting. Parents that never reap (a daemon's, once reparented to an init
+// that reaps late) leave zombies around for a while, and kill(pid, 0) succeeds on them.
+bool process_alive(pid_t pid);
+
 // The last non-empty line of `text`, for one-line error messages.
 std::string last_line(const std::string& text);
 

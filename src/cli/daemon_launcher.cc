@@ -18,6 +18,8 @@
 #include <sstream>
 #include <thread>
 
+#include "attach/process.h"
+
 namespace arbor::cli {
 namespace {
 
@@ -53,25 +55,6 @@ std::string last_log_line(const std::string& store_dir) {
   pos = last.find("arbord: error: ");
   if (pos != std::string::npos) return last.substr(pos + 15);
   return last;
-}
-
-// Alive and not a zombie (a daemon whose parent is gone may wait for a reaper that never comes).
-bool process_alive(pid_t pid) {
-  if (kill(pid, 0) != 0) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  size_t close = line.rfind(')');
-  if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z') return true;
-  // A zombie main thread whose other threads are still exiting: their files (the store's) are
-  // not closed yet, so a caller that unmounts the store's file system next would find it busy.
-  size_t threads = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-    threads++;
-  }
-  return threads > 1;
 }
 
 }  // namespace
@@ -181,7 +164,7 @@ Status stop_daemon(const std::string& store_dir, bool force) {
   auto r = client.post("/v1/daemon/stop", Json{{"force", force}});
   if (!r) return r.status();
   auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
-  while (pid > 0 && process_alive(pid)) {
+  while (pid > 0 && attach::process_alive(pid)) {
     // Our own child (started by this same arbor process) must be reaped to disappear.
     int wstatus = 0;
     if (waitpid(pid, &wstatus, WNOHANG) == pid) break;

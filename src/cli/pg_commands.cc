@@ -75,7 +75,8 @@ Result<bool> storage_gone(ApiClient& api, const pg::Paths& p, const std::string&
 
 Status take_down(const std::string& bindir, ApiClient& api, const pg::Paths& p, const std::string& name) {
   ASSIGN_OR_RETURN(bool gone, storage_gone(api, p, name));
-  RETURN_IF_ERROR(pg::stop_server(bindir, p, /*immediate=*/gone));
+  // A read-only file system takes no shutdown checkpoint either.
+  RETURN_IF_ERROR(pg::stop_server(bindir, p, /*immediate=*/gone || pg::filesystem_failed(p.mount_dir)));
   RETURN_IF_ERROR(pg::unmount(p.mount_dir));
   RETURN_IF_ERROR(detach_if_attached(api, name));
   rmdir(p.mount_dir.c_str());
@@ -252,26 +253,57 @@ Status pg_branch(const Context& ctx, const std::string& name, const std::string&
   return Status::ok();
 }
 
+bool store_full(ApiClient* api) {
+  if (api == nullptr) return false;
+  auto usage = api->get("/v1/usage");
+  return usage && (*usage)["store"].value("full", false);
+}
+
+// What `pg list` says of a server, and for a failed one why (`reason`). "failed": the server is
+// mounted by this arbord but its file system went read-only after a write error, or its
+// postmaster is gone while no `arbor pg` command is changing it (it crashed or PANICked).
+std::string server_state(const std::string& store_dir, std::unique_ptr<ApiClient>& api, const pg::Record& rec,
+                         const pg::Paths& p, const std::string& device, std::string* reason) {
+  const bool running = pg::running_pid(p) != 0;
+  if (storage_lost(device, p)) return "storage lost";  // until `arbor pg start` brings it back
+  if (!pg::is_mounted(p.mount_dir)) return running ? "running" : "stopped";
+  const bool fs_failed = pg::filesystem_failed(p.mount_dir);
+  if (!fs_failed && (running || pg::store_locked_by_other(store_dir))) return running ? "running" : "changing";
+  *reason = fs_failed ? "its file system went read-only after a write error" : "the server exited";
+  std::string why = pg::last_failure(p);
+  if (!why.empty()) *reason += " (log: " + why + ")";
+  if (store_full(api.get())) {
+    *reason += "; the store is full: free space (delete volumes or snapshots, or grow the file system under "
+               "the store), then: arbor pg start " + rec.name;
+  } else {
+    *reason += "; to restart it: arbor pg start " + rec.name;
+  }
+  return "failed";
+}
+
 Status pg_list(const Context& ctx) {
   RETURN_IF_ERROR(pg::require_root());
   ASSIGN_OR_RETURN(auto records, pg::list_records(ctx.store_dir));
   Json volumes = Json::object();
+  std::unique_ptr<ApiClient> api_for_usage;
   if (!records.empty()) {
     ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
     ASSIGN_OR_RETURN(auto r, api.get("/v1/volumes?usage=1"));
     for (const auto& v : r["volumes"]) volumes[v.value("name", "")] = v;
+    api_for_usage = std::make_unique<ApiClient>(std::move(api));
   }
   Json out = Json::array();
   for (const auto& rec : records) {
     pg::Paths p = pg::paths_for(ctx.store_dir, rec.name);
     Json v = volumes.contains(rec.name) ? volumes[rec.name] : Json::object();
     Json u = v.contains("usage") ? v["usage"] : Json::object();
-    std::string state = pg::running_pid(p) != 0 ? "running" : "stopped";
     std::string device = v.contains("attached") && v["attached"].is_string() ? v["attached"].get<std::string>() : "";
-    if (storage_lost(device, p)) state = "storage lost";  // until `arbor pg start` brings it back
+    std::string reason;
+    std::string state = server_state(ctx.store_dir, api_for_usage, rec, p, device, &reason);
     if (v.empty()) state = "volume missing";
     out.push_back({{"name", rec.name}, {"parent", rec.parent}, {"port", rec.port},
                    {"connection", connection_string(rec.port)}, {"state", state},
+                   {"reason", reason.empty() ? Json() : Json(reason)},
                    {"data_dir", p.data_dir},
                    {"device", device.empty() ? Json() : Json(device)},
                    {"owned_bytes", u.value("owned_bytes", uint64_t(0))},
@@ -285,14 +317,17 @@ Status pg_list(const Context& ctx) {
   }
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "PARENT", "PORT", "STATE", "OWNED", "SHARED", "CONNECTION"}};
+  std::vector<std::string> reasons;
   for (const auto& s : out) {
     std::string parent = s["parent"].get<std::string>();
     rows.push_back({s["name"].get<std::string>(), parent.empty() ? "-" : parent,
                     std::to_string(s["port"].get<int>()), s["state"].get<std::string>(),
                     format_size_bytes(s["owned_bytes"].get<uint64_t>()),
                     format_size_bytes(s["shared_bytes"].get<uint64_t>()), s["connection"].get<std::string>()});
+    if (s["reason"].is_string()) reasons.push_back(s["name"].get<std::string>() + ": " + s["reason"].get<std::string>());
   }
   print_table(rows);
+  for (const std::string& r : reasons) std::printf("%s\n", r.c_str());
   return Status::ok();
 }
 
@@ -301,12 +336,18 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
   ASSIGN_OR_RETURN(pg::Record rec, pg::load_record(ctx.store_dir, name));
   pg::Paths p = pg::paths_for(ctx.store_dir, name);
   ASSIGN_OR_RETURN(const bool gone, storage_gone(env.api, p, name));
-  if (pg::running_pid(p) != 0 && !gone) {
+  const bool fs_failed = !gone && pg::filesystem_failed(p.mount_dir);
+  if (pg::running_pid(p) != 0 && !gone && !fs_failed) {
     if (!ctx.json) std::printf("Postgres %s already runs: %s\n", name.c_str(), connection_string(rec.port).c_str());
     if (ctx.json) print_json({{"name", name}, {"port", rec.port}, {"connection", connection_string(rec.port)}});
     return Status::ok();
   }
-  if (gone) {
+  if (fs_failed && store_full(&env.api)) {
+    return no_space("Postgres " + name + " stopped when the store refused its writes (its file system went " +
+                    "read-only): the store is full. Free space first (delete volumes or snapshots, or add " +
+                    "space to the file system under the store), then: arbor pg start " + name);
+  }
+  if (gone || fs_failed) {
     // Take it down and start again on the volume as the store has it: what was flushed (every
     // commit) is there, and Postgres recovers from its WAL.
     RETURN_IF_ERROR(pg::stop_server(env.bindir, p, /*immediate=*/true));
@@ -320,17 +361,19 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
   }
   auto t0 = Clock::now();
   ASSIGN_OR_RETURN(std::string device, ensure_attached(env.api, name));
+  // ext4 marked itself as having errors when it aborted its journal: check it before mounting.
+  if (fs_failed) RETURN_IF_ERROR(pg::repair_filesystem(device));
   RETURN_IF_ERROR(pg::mount_device(device, p.mount_dir));
   RETURN_IF_ERROR(pg::remove_stale_pid(p));
   RETURN_IF_ERROR(pg::save_record(ctx.store_dir, rec));
   RETURN_IF_ERROR(pg::start_server(env.bindir, p, rec.port));
   if (ctx.json) {
     print_json({{"name", name}, {"port", rec.port}, {"connection", connection_string(rec.port)},
-                {"device", device}, {"duration_ns", ns_since(t0)}});
+                {"device", device}, {"filesystem_checked", fs_failed}, {"duration_ns", ns_since(t0)}});
     return Status::ok();
   }
-  std::printf("started Postgres %s in %s: %s\n", name.c_str(), format_duration_ns(ns_since(t0)).c_str(),
-              connection_string(rec.port).c_str());
+  std::printf("started Postgres %s in %s%s: %s\n", name.c_str(), format_duration_ns(ns_since(t0)).c_str(),
+              fs_failed ? " (its file system checked with e2fsck -p first)" : "", connection_string(rec.port).c_str());
   return Status::ok();
 }
 
@@ -352,6 +395,8 @@ Status pg_delete(const Context& ctx, const std::string& name) {
   auto d = env.api.del(volume_path(name));
   if (!d && d.status().code() != Code::kNotFound) return d.status();
   RETURN_IF_ERROR(pg::remove_record(ctx.store_dir, name));
+  auto left = pg::list_records(ctx.store_dir);
+  if (left && left->empty()) pg::remove_run_dirs(p);  // every server of the store is gone
   if (ctx.json) return print_json({{"deleted", name}}), Status::ok();
   std::printf("deleted Postgres %s (server, mount, volume)\n", name.c_str());
   return Status::ok();

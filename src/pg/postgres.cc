@@ -16,9 +16,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <sstream>
 
 #include "attach/process.h"
@@ -80,17 +82,24 @@ Status chown_postgres(const std::string& path) {
   return Status::ok();
 }
 
-// The last FATAL/PANIC/ERROR line of the server log: why a start failed.
-std::string last_log_error(const std::string& log_file) {
+// The last line of the server log at one of `levels` ("PANIC:", ...), "" when there is none.
+std::string last_log_line(const std::string& log_file, std::initializer_list<const char*> levels) {
   std::ifstream in(log_file);
   std::string line, found;
   while (std::getline(in, line)) {
-    if (line.find("FATAL:") != std::string::npos || line.find("PANIC:") != std::string::npos ||
-        line.find("ERROR:") != std::string::npos) {
-      found = line;
+    for (const char* level : levels) {
+      if (line.find(level) != std::string::npos) {
+        found = line;
+        break;
+      }
     }
   }
   return found;
+}
+
+// The last FATAL/PANIC/ERROR line of the server log: why a start failed.
+std::string last_log_error(const std::string& log_file) {
+  return last_log_line(log_file, {"FATAL:", "PANIC:", "ERROR:"});
 }
 
 uint64_t fnv1a(const std::string& s) {
@@ -197,6 +206,28 @@ std::string mounted_device(const std::string& mount_dir) {
 
 bool is_mounted(const std::string& mount_dir) { return !mounted_device(mount_dir).empty(); }
 
+bool filesystem_failed(const std::string& mount_dir) {
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, dir, type, options, rest;
+  while (mounts >> dev >> dir >> type >> options && std::getline(mounts, rest)) {
+    if (dir != mount_dir) continue;
+    // Options are comma-separated: "ro" first when remounted read-only, "emergency_ro" anywhere.
+    std::string padded = "," + options + ",";
+    return padded.find(",ro,") != std::string::npos || padded.find(",emergency_ro,") != std::string::npos;
+  }
+  return false;
+}
+
+Status repair_filesystem(const std::string& device) {
+  auto r = run_process({"e2fsck", "-p", device});
+  if (!r) return r.status();
+  // 0: clean, 1: errors corrected; 2 and above: a reboot is asked for, or errors are left.
+  if (r->exit_code == 0 || r->exit_code == 1) return Status::ok();
+  std::string why = last_line(r->err.empty() ? r->out : r->err);
+  return io_error("e2fsck -p " + device + " left errors it will not fix on its own (" + why +
+                  "): run e2fsck " + device + " by hand");
+}
+
 namespace {
 
 // A loop device whose backing file can no longer be reached: the one-file FUSE disk of an arbord
@@ -262,6 +293,24 @@ Status unmount(const std::string& mount_dir) {
   if (is_mounted(mount_dir)) return st;
   detach_orphaned_loop(device);
   return Status::ok();
+}
+
+void remove_run_dirs(const Paths& p) {
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(p.socket_dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (it->path().filename().string().rfind(".s.PGSQL.", 0) == 0) std::filesystem::remove(it->path(), ec);
+  }
+  rmdir(p.socket_dir.c_str());
+  rmdir(p.base.c_str());
+}
+
+std::string last_failure(const Paths& p) {
+  // "2026-12-03 18:56:05.438 UTC [13034] PANIC:  could not fsync ...": from the level on.
+  std::string line = last_log_line(p.log_file, {"PANIC:", "FATAL:"});
+  size_t at = line.find("PANIC:");
+  if (at == std::string::npos) at = line.find("FATAL:");
+  return at == std::string::npos ? "" : line.substr(at);
 }
 
 Status init_cluster(const std::string& bindir, const Paths& p) {
@@ -386,9 +435,24 @@ Status wait_until(const Paths& p, const std::function<bool(ServerState)>& done) 
 
 }  // namespace
 
+// Postgres refuses to start while its socket's lock file names a process that kill(pid, 0) finds,
+// and finds a zombie: a postmaster that died on its own (a PANIC on a failed file system) lingers
+// as one until init reaps it, which here can take seconds. Its socket is stale then: remove both.
+static Status remove_stale_socket_lock(const Paths& p, int port) {
+  std::string socket = p.socket_dir + "/.s.PGSQL." + std::to_string(port);
+  std::ifstream lock(socket + ".lock");
+  long pid = 0;
+  if (!(lock >> pid) || pid <= 0 || attach::process_alive(pid_t(pid))) return Status::ok();
+  for (const std::string& f : {socket + ".lock", socket}) {
+    if (unlink(f.c_str()) != 0 && errno != ENOENT) return errno_status(errno, "remove stale " + f);
+  }
+  return Status::ok();
+}
+
 Status start_server(const std::string& bindir, const Paths& p, int port, const std::string& settings) {
   RETURN_IF_ERROR(make_dir(p.socket_dir, 0755));
   RETURN_IF_ERROR(chown_postgres(p.socket_dir));
+  RETURN_IF_ERROR(remove_stale_socket_lock(p, port));
   std::string opts = "-p " + std::to_string(port) + " -k " + p.socket_dir;
   if (!settings.empty()) opts += " " + settings;
   auto r = run_process(as_postgres({bindir + "/pg_ctl", "-D", p.data_dir, "-l", p.log_file, "-W", "-s",
@@ -455,7 +519,7 @@ Status start_branch_server(const std::string& bindir, const Paths& p, int port) 
 // Polls until `pid` has exited (pg_ctl -w returns once postmaster.pid is gone, a moment before the
 // process closes its files: unmounting earlier fails with "target is busy").
 void wait_gone(pid_t pid, int max_ms = 10000) {
-  for (int i = 0; i < max_ms / 10 && kill(pid, 0) == 0; ++i) usleep(10 * 1000);
+  for (int i = 0; i < max_ms / 10 && attach::process_alive(pid); ++i) usleep(10 * 1000);
 }
 
 Status stop_server(const std::string& bindir, const Paths& p, bool immediate) {
@@ -466,13 +530,13 @@ Status stop_server(const std::string& bindir, const Paths& p, bool immediate) {
     // from a file system whose device is gone. SIGQUIT is Postgres's immediate shutdown.
     kill(pid, SIGQUIT);
     wait_gone(pid, 10000);
-    if (kill(pid, 0) == 0) {
+    if (attach::process_alive(pid)) {
       kill(pid, SIGKILL);
       // A process in the middle of a read or write of the dead device dies only once the block
       // layer gives up on that request: the kernel's NBD client does so at its 30 s timeout.
       wait_gone(pid, 40000);
     }
-    if (kill(pid, 0) == 0) return busy("Postgres (pid " + std::to_string(pid) + ") does not exit");
+    if (attach::process_alive(pid)) return busy("Postgres (pid " + std::to_string(pid) + ") does not exit");
     return Status::ok();
   }
   struct Wait {

@@ -59,6 +59,14 @@ Status unmount(const std::string& mount_dir);
 bool is_mounted(const std::string& mount_dir);
 // The device mounted on `mount_dir`, "" when none.
 std::string mounted_device(const std::string& mount_dir);
+// True when the file system mounted on `mount_dir` went read-only after a write error: ext4 aborts
+// its journal (mount option `emergency_ro`, Linux 6.x) or remounts read-only (errors=remount-ro)
+// when a write of its own fails, as on a store that refused the write for lack of space.
+bool filesystem_failed(const std::string& mount_dir);
+// `e2fsck -p` (preen: replay the journal, fix what is safe to fix) of an unmounted device, after a
+// write error made its file system read-only. Fails, naming the command to run by hand, when
+// e2fsck leaves errors it would not fix on its own.
+Status repair_filesystem(const std::string& device);
 // Writes every committed ext4 journal transaction of the file system mounted at `mount_dir` to its
 // home location and marks the journal empty (EXT4_IOC_CHECKPOINT). A crash-consistent copy taken
 // right after then mounts without replaying the journal. A no-op before Linux 5.13 and without a
@@ -76,6 +84,14 @@ pid_t running_pid(const Paths& p);
 // Removes a postmaster.pid that no running server of ours owns (copied by a branch, or left
 // by a crash).
 Status remove_stale_pid(const Paths& p);
+
+// Why a server stopped on its own: the last PANIC or FATAL line of its log, "" when there is none.
+std::string last_failure(const Paths& p);
+
+// Removes what the store's servers share under /run/arbor (the socket directory, then the store's
+// directory there) once the last server is deleted: socket files left by servers that died, and
+// the directories when empty.
+void remove_run_dirs(const Paths& p);
 
 // Empties the server log (a branch's is its parent's, with a crash-consistent tail of zeros).
 Status reset_log(const Paths& p);

@@ -112,4 +112,13 @@ Result<StoreLock> lock_store(const std::string& store_dir) {
   return StoreLock(fd);
 }
 
+bool store_locked_by_other(const std::string& store_dir) {
+  std::string path = dir_of(store_dir) + "/.lock";
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // no command ever ran
+  bool locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  close(fd);  // releases the shared lock, if taken
+  return locked;
+}
+
 }  // namespace arbor::pg

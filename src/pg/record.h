@@ -43,6 +43,8 @@ class StoreLock {
   int fd_ = -1;
 };
 Result<StoreLock> lock_store(const std::string& store_dir);
+// True while another process holds the lock: an `arbor pg` command is changing some server.
+bool store_locked_by_other(const std::string& store_dir);
 
 // Server names are volume names: [a-z0-9][a-z0-9_-]{0,62}.
 Status check_name(const std::string& name);

@@ -19,6 +19,8 @@ cleanup() {
   local rc=$?
   set +e
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  local base
+  base=$(run_base)  # before the deletes: it is found through the servers' records
   if [ -d "$ARBOR_HOME/pg" ]; then
     for f in "$ARBOR_HOME"/pg/*.json; do
       [ -e "$f" ] || continue
@@ -28,8 +30,6 @@ cleanup() {
     done
   fi
   # Whatever a failed delete left: servers, mounts.
-  local base
-  base=$(run_base)
   if [ -n "$base" ] && [ -d "$base" ]; then
     for pid in $(pgrep -x postgres); do
       case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in "$base"/*) kill -9 "$pid" 2>/dev/null ;; esac
@@ -41,6 +41,7 @@ cleanup() {
   if [ $rc -ne 0 ] && [ -f "$ARBOR_HOME/arbord.log" ]; then
     echo "--- arbord.log (last 10 lines)" >&2; tail -10 "$ARBOR_HOME/arbord.log" >&2
   fi
+  [ -n "${CLEANUP_HOOK:-}" ] && eval "$CLEANUP_HOOK"  # a test's own mounts, after arbord is gone
   rm -rf "$WORK"
   exit $rc
 }
