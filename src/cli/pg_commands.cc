@@ -336,7 +336,8 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
   ASSIGN_OR_RETURN(pg::Record rec, pg::load_record(ctx.store_dir, name));
   pg::Paths p = pg::paths_for(ctx.store_dir, name);
   ASSIGN_OR_RETURN(const bool gone, storage_gone(env.api, p, name));
-  const bool fs_failed = !gone && pg::filesystem_failed(p.mount_dir);
+  // Storage lost or refused: ext4 aborts its journal at the first write that fails.
+  const bool fs_failed = pg::filesystem_failed(p.mount_dir);
   if (pg::running_pid(p) != 0 && !gone && !fs_failed) {
     if (!ctx.json) std::printf("Postgres %s already runs: %s\n", name.c_str(), connection_string(rec.port).c_str());
     if (ctx.json) print_json({{"name", name}, {"port", rec.port}, {"connection", connection_string(rec.port)}});
