@@ -94,6 +94,30 @@ std::vector<std::string> settle_stale_nbd(const std::string& marker, const std::
 
 }  // namespace
 
+Status ensure_write_back(const std::string& device) {
+  const std::string sys = "/sys/block/" + device.substr(device.rfind('/') + 1);
+  std::string ro;
+  std::getline(std::ifstream(sys + "/ro"), ro);
+  if (ro == "1") return Status::ok();  // no writes, so no flushes to drop (and no write cache)
+  const std::string path = sys + "/queue/write_cache";
+  auto mode = [&path] {
+    std::ifstream f(path);
+    std::string m;
+    std::getline(f, m);
+    return m;
+  };
+  if (mode() != "write through") return Status::ok();
+  {
+    std::ofstream f(path);
+    f << "write back";
+  }
+  if (mode() == "write through") {
+    return io_error(device + " would drop flushes (" + path + " stays 'write through'); refusing to attach on it");
+  }
+  return Status::ok();
+}
+
+
 Status start_nbdfuse(const AttachRequest& request, Attachment& a);
 Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a);
 
@@ -133,6 +157,10 @@ Result<Attachment> attach(const AttachRequest& request) {
   if (kernel) {
     ASSIGN_OR_RETURN(a.device, connect_kernel_nbd(request.nbd_socket, request.volume, kernel_nbd_connections()));
     a.kernel_nbd = true;
+    if (Status wc = ensure_write_back(a.device); !wc.is_ok()) {
+      (void)disconnect_kernel_nbd(a.device);
+      return wc;
+    }
     set_read_ahead(a.device, kReadAheadKib);
     stale.push_back(a.device);
     if (!write_marker(marker, stale)) {
@@ -188,16 +216,24 @@ Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a) {
   std::vector<std::string> losetup = {"losetup", "--direct-io=on", "--find", "--show"};
   if (request.read_only) losetup.push_back("--read-only");
   losetup.push_back(a.file);
-  auto r = run_process(losetup);
-  if (!r || r->exit_code != 0) {
-    std::string why = r ? last_line(r->err) : r.status().message();
+  auto undo_disk = [&a] {
     (void)unmount(a.mount_dir);
     if (a.fuse_disk) a.fuse_disk->stop();
     else wait_exit(a.fuse_pid, std::chrono::seconds(5));
     rmdir(a.mount_dir.c_str());
+  };
+  auto r = run_process(losetup);
+  if (!r || r->exit_code != 0) {
+    std::string why = r ? last_line(r->err) : r.status().message();
+    undo_disk();
     return io_error("losetup failed: " + why);
   }
   a.device = last_line(r->out);
+  if (Status wc = ensure_write_back(a.device); !wc.is_ok()) {
+    (void)run_process({"losetup", "-d", a.device});
+    undo_disk();
+    return wc;
+  }
   set_read_ahead(a.device, kReadAheadKib);
   return a;
 }

@@ -56,6 +56,14 @@ struct Attachment {
   bool kernel_nbd = false;  // device is the kernel's NBD client; no FUSE mount, no loop device
 };
 
+// A block device whose queue says "write through" completes flushes without passing them on: the
+// file system above then believes its commits durable while they sit in arbord's open record. The
+// kernel keeps a "write through" set through sysfs on a loop or NBD device across detach and reuse,
+// so a device someone (a tool, an admin, a test) switched once would silently lose every flush of
+// the next volume attached on it. Sets it back to "write back"; fails when that does not take.
+// A read-only device is left as it is.
+Status ensure_write_back(const std::string& device);
+
 // Connects the kernel's NBD client to the export, or mounts the export (in process, or with
 // nbdfuse), waits until it serves, and sets up a loop device over it; per request.via. The
 // kernel path lists its device in a file `kernel-nbd` in mount_dir. NBD devices listed there

@@ -11,6 +11,7 @@
 
 #include <sys/stat.h>
 
+#include "attach/attachment.h"
 #include "attach/process.h"
 #include "cli/api_client.h"
 #include "cli/daemon_launcher.h"
@@ -137,6 +138,11 @@ Status attach_via_fuse(const Context& ctx, const std::string& name, const std::s
     return io_error("losetup failed: " + e);
   }
   const std::string dev = last_line(r->out);
+  if (Status wc = attach::ensure_write_back(dev); !wc.is_ok()) {
+    (void)attach::run_process({"losetup", "-d", dev});
+    cleanup();
+    return wc;
+  }
   std::ofstream(dir / "device") << dev << "\n";
   std::ofstream(dir / "pid") << *pid << "\n";
   if (ctx.json) {

@@ -52,6 +52,25 @@ CLEANUP_HOOK=""
 "$ARBOR" delete pg >/dev/null || fail "delete after detach"
 [ -z "$(ls -A "$ARBOR_HOME/attach" 2>/dev/null)" ] || fail "attach mountpoints left behind"
 
+step "a reused loop device someone set to 'write through' still passes flushes on to the store"
+# The kernel keeps a sysfs "write through" on a loop device across detach and reuse; such a device
+# completes flushes without passing them on, so a flushed write would still sit in arbord's open
+# record, which a kill -9 loses.
+free=$(losetup -f)
+echo "write through" >"/sys/block/${free#/dev/}/queue/write_cache"
+"$ARBOR" volume create wt --size 64M >/dev/null
+dev4=$("$ARBOR" attach wt)
+[ "$dev4" = "$free" ] || fail "attach took $dev4, not the free $free this step prepared"
+[ "$(cat "/sys/block/${dev4#/dev/}/queue/write_cache")" = "write back" ] || fail "$dev4 still drops flushes"
+head -c 64K /dev/urandom >"$WORK/wt.bin"  # 16 blocks: they stay in the open record until a flush
+dd if="$WORK/wt.bin" of="$dev4" bs=64K oflag=direct conv=fsync status=none
+kill -9 "$DAEMON_PID"
+for _ in $(seq 1000); do alive "$DAEMON_PID" || break; sleep 0.01; done
+start_daemon
+nbdcopy "nbd+unix:///wt?socket=$ARBOR_HOME/nbd.sock" "$WORK/wt.img"
+cmp -n 65536 "$WORK/wt.bin" "$WORK/wt.img" || fail "a write flushed through $dev4 was lost by kill -9"
+"$ARBOR" delete wt >/dev/null
+
 step "kill -9 of arbord with an attachment: the next arbord clears the stale loop device and mount"
 dev3=$("$ARBOR" attach pg2)
 kill -9 "$DAEMON_PID"
