@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -253,6 +254,10 @@ Status pg_branch(const Context& ctx, const std::string& name, const std::string&
   return Status::ok();
 }
 
+// How to get out of a full store; the store says the same when it refuses new volumes.
+constexpr const char* kFreeSpaceHint =
+    "delete volumes or snapshots, or add space to the file system under the store";
+
 bool store_full(ApiClient* api) {
   if (api == nullptr) return false;
   auto usage = api->get("/v1/usage");
@@ -262,7 +267,7 @@ bool store_full(ApiClient* api) {
 // What `pg list` says of a server, and for a failed one why (`reason`). "failed": the server is
 // mounted by this arbord but its file system went read-only after a write error, or its
 // postmaster is gone while no `arbor pg` command is changing it (it crashed or PANICked).
-std::string server_state(const std::string& store_dir, std::unique_ptr<ApiClient>& api, const pg::Record& rec,
+std::string server_state(const std::string& store_dir, ApiClient* api, const pg::Record& rec,
                          const pg::Paths& p, const std::string& device, std::string* reason) {
   const bool running = pg::running_pid(p) != 0;
   if (storage_lost(device, p)) return "storage lost";  // until `arbor pg start` brings it back
@@ -272,9 +277,8 @@ std::string server_state(const std::string& store_dir, std::unique_ptr<ApiClient
   *reason = fs_failed ? "its file system went read-only after a write error" : "the server exited";
   std::string why = pg::last_failure(p);
   if (!why.empty()) *reason += " (log: " + why + ")";
-  if (store_full(api.get())) {
-    *reason += "; the store is full: free space (delete volumes or snapshots, or grow the file system under "
-               "the store), then: arbor pg start " + rec.name;
+  if (store_full(api)) {
+    *reason += std::string("; the store is full: ") + kFreeSpaceHint + ", then: arbor pg start " + rec.name;
   } else {
     *reason += "; to restart it: arbor pg start " + rec.name;
   }
@@ -285,12 +289,12 @@ Status pg_list(const Context& ctx) {
   RETURN_IF_ERROR(pg::require_root());
   ASSIGN_OR_RETURN(auto records, pg::list_records(ctx.store_dir));
   Json volumes = Json::object();
-  std::unique_ptr<ApiClient> api_for_usage;
+  std::optional<ApiClient> api;
   if (!records.empty()) {
-    ASSIGN_OR_RETURN(auto api, connect(ctx.store_dir, true));
-    ASSIGN_OR_RETURN(auto r, api.get("/v1/volumes?usage=1"));
+    ASSIGN_OR_RETURN(auto connected, connect(ctx.store_dir, true));
+    api.emplace(std::move(connected));
+    ASSIGN_OR_RETURN(auto r, api->get("/v1/volumes?usage=1"));
     for (const auto& v : r["volumes"]) volumes[v.value("name", "")] = v;
-    api_for_usage = std::make_unique<ApiClient>(std::move(api));
   }
   Json out = Json::array();
   for (const auto& rec : records) {
@@ -299,7 +303,7 @@ Status pg_list(const Context& ctx) {
     Json u = v.contains("usage") ? v["usage"] : Json::object();
     std::string device = v.contains("attached") && v["attached"].is_string() ? v["attached"].get<std::string>() : "";
     std::string reason;
-    std::string state = server_state(ctx.store_dir, api_for_usage, rec, p, device, &reason);
+    std::string state = server_state(ctx.store_dir, api ? &*api : nullptr, rec, p, device, &reason);
     if (v.empty()) state = "volume missing";
     out.push_back({{"name", rec.name}, {"parent", rec.parent}, {"port", rec.port},
                    {"connection", connection_string(rec.port)}, {"state", state},
@@ -345,8 +349,8 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
   }
   if (fs_failed && store_full(&env.api)) {
     return no_space("Postgres " + name + " stopped when the store refused its writes (its file system went " +
-                    "read-only): the store is full. Free space first (delete volumes or snapshots, or add " +
-                    "space to the file system under the store), then: arbor pg start " + name);
+                    "read-only): the store is full. Free space first (" + kFreeSpaceHint +
+                    "), then: arbor pg start " + name);
   }
   if (gone || fs_failed) {
     // Take it down and start again on the volume as the store has it: what was flushed (every
