@@ -347,10 +347,11 @@ Status pg_start(const Context& ctx, const std::string& name, int port_flag) {
     if (ctx.json) print_json({{"name", name}, {"port", rec.port}, {"connection", connection_string(rec.port)}});
     return Status::ok();
   }
-  if (fs_failed && store_full(&env.api)) {
-    return no_space("Postgres " + name + " stopped when the store refused its writes (its file system went " +
-                    "read-only): the store is full. Free space first (" + kFreeSpaceHint +
-                    "), then: arbor pg start " + name);
+  // Down while mounted: it crashed (a stopped server is unmounted). Its recovery needs to write.
+  const bool crashed = fs_failed || (pg::is_mounted(p.mount_dir) && pg::running_pid(p) == 0);
+  if (crashed && store_full(&env.api)) {
+    return no_space("Postgres " + name + " is down and the store is full: its recovery needs to write. Free " +
+                    "space first (" + kFreeSpaceHint + "), then: arbor pg start " + name);
   }
   if (gone || fs_failed) {
     // Take it down and start again on the volume as the store has it: what was flushed (every

@@ -41,7 +41,7 @@ echo "$REASON" | grep -q "the store is full" || fail "the reason does not say th
 grep -q "^full: " "$WORK/list" || fail "pg list's table is not followed by the reason"
 
 step "pg start while the store is full: one line, free space first, nothing changed"
-expect_error_matching "the store is full. Free space first" "$ARBOR" pg start full
+expect_error_matching "the store is full: its recovery needs to write. Free space first" "$ARBOR" pg start full
 [ "$(state_of full)" = failed ] || fail "state is $(state_of full) after the refused start"
 
 step "space freed: pg start checks the file system, recovers, and every acknowledged commit is there"
