@@ -117,7 +117,6 @@ Status ensure_write_back(const std::string& device) {
   return Status::ok();
 }
 
-
 Status start_nbdfuse(const AttachRequest& request, Attachment& a);
 Result<Attachment> set_up_loop(const AttachRequest& request, Attachment& a);
 

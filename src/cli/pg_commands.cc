@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -267,8 +268,9 @@ bool store_full(ApiClient* api) {
 // What `pg list` says of a server, and for a failed one why (`reason`). "failed": the server is
 // mounted by this arbord but its file system went read-only after a write error, or its
 // postmaster is gone while no `arbor pg` command is changing it (it crashed or PANICked).
-std::string server_state(const std::string& store_dir, ApiClient* api, const pg::Record& rec,
-                         const pg::Paths& p, const std::string& device, std::string* reason) {
+std::string server_state(const std::string& store_dir, const std::function<bool()>& store_is_full,
+                         const pg::Record& rec, const pg::Paths& p, const std::string& device,
+                         std::string* reason) {
   const bool running = pg::running_pid(p) != 0;
   if (storage_lost(device, p)) return "storage lost";  // until `arbor pg start` brings it back
   if (!pg::is_mounted(p.mount_dir)) return running ? "running" : "stopped";
@@ -277,7 +279,7 @@ std::string server_state(const std::string& store_dir, ApiClient* api, const pg:
   *reason = fs_failed ? "its file system went read-only after a write error" : "the server exited";
   std::string why = pg::last_failure(p);
   if (!why.empty()) *reason += " (log: " + why + ")";
-  if (store_full(api)) {
+  if (store_is_full()) {
     *reason += std::string("; the store is full: ") + kFreeSpaceHint + ", then: arbor pg start " + rec.name;
   } else {
     *reason += "; to restart it: arbor pg start " + rec.name;
@@ -296,6 +298,11 @@ Status pg_list(const Context& ctx) {
     ASSIGN_OR_RETURN(auto r, api->get("/v1/volumes?usage=1"));
     for (const auto& v : r["volumes"]) volumes[v.value("name", "")] = v;
   }
+  std::optional<bool> full;  // asked once, and only when a server has failed
+  auto store_is_full = [&] {
+    if (!full) full = store_full(api ? &*api : nullptr);
+    return *full;
+  };
   Json out = Json::array();
   for (const auto& rec : records) {
     pg::Paths p = pg::paths_for(ctx.store_dir, rec.name);
@@ -303,7 +310,7 @@ Status pg_list(const Context& ctx) {
     Json u = v.contains("usage") ? v["usage"] : Json::object();
     std::string device = v.contains("attached") && v["attached"].is_string() ? v["attached"].get<std::string>() : "";
     std::string reason;
-    std::string state = server_state(ctx.store_dir, api ? &*api : nullptr, rec, p, device, &reason);
+    std::string state = server_state(ctx.store_dir, store_is_full, rec, p, device, &reason);
     if (v.empty()) state = "volume missing";
     out.push_back({{"name", rec.name}, {"parent", rec.parent}, {"port", rec.port},
                    {"connection", connection_string(rec.port)}, {"state", state},

@@ -195,27 +195,31 @@ Status make_filesystem(const std::string& device) {
                      "mkfs.ext4 on " + device);
 }
 
-std::string mounted_device(const std::string& mount_dir) {
+namespace {
+
+// The /proc/mounts line of what is mounted on `mount_dir`; empty fields when nothing is.
+struct MountEntry {
+  std::string device, options;
+};
+MountEntry mount_entry(const std::string& mount_dir) {
   std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, rest;
-  while (mounts >> dev >> dir && std::getline(mounts, rest)) {
-    if (dir == mount_dir) return dev;
+  std::string dev, dir, type, options, rest;
+  while (mounts >> dev >> dir >> type >> options && std::getline(mounts, rest)) {
+    if (dir == mount_dir) return {dev, options};
   }
-  return "";
+  return {};
 }
+
+}  // namespace
+
+std::string mounted_device(const std::string& mount_dir) { return mount_entry(mount_dir).device; }
 
 bool is_mounted(const std::string& mount_dir) { return !mounted_device(mount_dir).empty(); }
 
 bool filesystem_failed(const std::string& mount_dir) {
-  std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type, options, rest;
-  while (mounts >> dev >> dir >> type >> options && std::getline(mounts, rest)) {
-    if (dir != mount_dir) continue;
-    // Options are comma-separated: "ro" first when remounted read-only, "emergency_ro" anywhere.
-    std::string padded = "," + options + ",";
-    return padded.find(",ro,") != std::string::npos || padded.find(",emergency_ro,") != std::string::npos;
-  }
-  return false;
+  // Options are comma-separated: "ro" first when remounted read-only, "emergency_ro" anywhere.
+  std::string padded = "," + mount_entry(mount_dir).options + ",";
+  return padded.find(",ro,") != std::string::npos || padded.find(",emergency_ro,") != std::string::npos;
 }
 
 Status repair_filesystem(const std::string& device) {
